@@ -1,0 +1,116 @@
+/*
+ * @fileoverview The control block: the one place where the kernel and the
+ * kjit host exchange state (counters, histograms, requests, fault reports).
+ *
+ * Its layout is defined ONCE, here, as an X-macro.  The C struct is generated
+ * from the list, and so is `kjit_cb_layout`, a table of field names, offsets
+ * and sizes that the runtime exports; the TypeScript side builds its views
+ * from that table (src/native/control-block.ts) and never from a second copy.
+ *
+ * Every field is a 64-bit word or an array of them, naturally aligned, so a
+ * plain aligned load on x86-64 never observes a torn value.  The kernel thread
+ * writes with relaxed atomics; the host reads at any time.  Fields the host
+ * writes (stop, doorbell, limits) are read by the kernel with relaxed atomics.
+ */
+#ifndef KJIT_CB_H
+#define KJIT_CB_H
+
+#include <stdint.h>
+
+#define KJIT_CB_MAGIC 0x3142434a494a4bULL /* "KJIJCB1" little-endian */
+#define KJIT_CB_VERSION 1ULL
+
+#define KJIT_LAT_SUB_BITS 4                 /* 16 sub-buckets per power of two */
+#define KJIT_LAT_MIN_SHIFT 5                /* values below 32 ns share bucket 0 */
+#define KJIT_LAT_BUCKETS 512
+#define KJIT_MAX_TASKS 64
+#define KJIT_HW_MAX_DEVICES 8
+#define KJIT_MSG_WORDS 32                   /* 256-byte message (panic / fault text) */
+#define KJIT_LOG_WORDS 1024                 /* 8 KiB kernel log ring ("dmesg") */
+
+/* Kernel instance states (field `state`). */
+enum kjit_state {
+  KJIT_STATE_NEW = 0,
+  KJIT_STATE_BOOTING = 1,   /* thread started, image init running */
+  KJIT_STATE_RUNNING = 2,   /* init done, operations flowing */
+  KJIT_STATE_STOPPED = 3,   /* thread returned normally */
+  KJIT_STATE_FAULTED = 4,   /* a synchronous fault in kernel code: see fault_* */
+  KJIT_STATE_PANICKED = 5,  /* kjit_panic(): see msg */
+};
+
+/* CPU features the kernel detects with cpuid and the host reads from
+ * /proc/cpuinfo; alternatives (kjit_rt.h) match on these bits. */
+#define KJIT_CPU_SSE42 (1ULL << 0)
+#define KJIT_CPU_POPCNT (1ULL << 1)
+#define KJIT_CPU_AVX2 (1ULL << 2)
+#define KJIT_CPU_BMI2 (1ULL << 3)
+#define KJIT_CPU_ERMS (1ULL << 4)
+#define KJIT_CPU_FSRM (1ULL << 5)
+
+/* X(name, words, doc): `words` 64-bit words. */
+#define KJIT_CB_FIELDS(X)                                                            \
+  X(magic, 1, "KJIT_CB_MAGIC once the runtime has initialised the block")            \
+  X(version, 1, "KJIT_CB_VERSION")                                                   \
+  X(size, 1, "sizeof(struct kjit_cb) in bytes")                                      \
+  X(state, 1, "enum kjit_state")                                                     \
+  X(stop, 1, "host -> kernel: non-zero asks the kernel to finish")                   \
+  X(doorbell, 1, "futex word (low 32 bits): the host bumps it to wake an idle kernel") \
+  X(ops_limit, 1, "host -> kernel: stop after this many operations (0 = no limit)")  \
+  X(rate_milli, 1, "host -> kernel: open-loop arrival rate in ops/s x 1000 (0 = closed loop)") \
+  X(seed, 1, "host -> kernel: seed of the deterministic request generator")          \
+  X(workload, 1, "host -> kernel: workload id (image-defined; see kjit_workloads)")  \
+  X(workload_arg, 1, "host -> kernel: workload parameter (phases: ops per phase)")   \
+  X(concurrency, 1, "host -> kernel: closed loop: operations kept in flight")        \
+  X(t_thread_ns, 1, "CLOCK_MONOTONIC when the kernel thread started")                \
+  X(t_first_op_ns, 1, "CLOCK_MONOTONIC when the first operation was handed out")     \
+  X(t_end_ns, 1, "CLOCK_MONOTONIC when the kernel thread finished")                  \
+  X(t_origin_ns, 1, "open loop: arrival time of operation 0")                        \
+  X(ops_issued, 1, "operations handed to the kernel")                                \
+  X(ops_done, 1, "operations completed")                                             \
+  X(checksum, 1, "order-independent checksum of (operation, result) pairs")          \
+  X(idle_ns, 1, "time the kernel thread spent blocked in its idle loop")             \
+  X(idle_waits, 1, "number of idle blocks")                                          \
+  X(lat_count, 1, "latency samples (= ops_done)")                                    \
+  X(lat_sum_ns, 1, "sum of latencies")                                               \
+  X(lat_max_ns, 1, "largest latency")                                                \
+  X(lat_hist, KJIT_LAT_BUCKETS, "log-linear latency histogram (see kjit_lat_bucket)") \
+  X(count_indirect_calls, 1, "counting builds only: indirect calls executed")        \
+  X(count_sysctl_loads, 1, "counting builds only: sysctl loads executed")            \
+  X(fault_count, 1, "synchronous faults taken in kernel code")                       \
+  X(fault_signo, 1, "signal of the last fault")                                      \
+  X(fault_code, 1, "si_code of the last fault")                                      \
+  X(fault_addr, 1, "si_addr of the last fault")                                      \
+  X(fault_pc, 1, "program counter of the last fault")                                \
+  X(msg, KJIT_MSG_WORDS, "NUL-terminated text: panic message")                       \
+  X(ntasks, 1, "kernel tasks registered for quiescent-state tracking")               \
+  X(qs, KJIT_MAX_TASKS, "per-task quiescent-state counters")                         \
+  X(hw_cpu_features, 1, "host -> kernel: KJIT_CPU_* bits of the machine")            \
+  X(hw_ndevices, 1, "host -> kernel: number of devices present")                     \
+  X(hw_devices, KJIT_HW_MAX_DEVICES, "host -> kernel: (vendor << 16 | device) ids present") \
+  X(arena_bytes, 1, "bytes of kernel memory the runtime mapped for the image")       \
+  X(log_head, 1, "bytes ever written to the log ring")                               \
+  X(log, KJIT_LOG_WORDS, "kernel log ring (text)")
+
+struct kjit_cb {
+#define KJIT_CB_DECLARE(name, words, doc) uint64_t name[words];
+  KJIT_CB_FIELDS(KJIT_CB_DECLARE)
+#undef KJIT_CB_DECLARE
+};
+
+/* One row of the exported layout table. */
+struct kjit_cb_field {
+  const char *name;
+  uint64_t offset; /* bytes from the start of the block */
+  uint64_t words;  /* number of 64-bit words */
+};
+
+/* Bucket of a latency value (ns): 16 linear sub-buckets per power of two. */
+static inline uint32_t kjit_lat_bucket(uint64_t ns) {
+  if (ns < (1ULL << KJIT_LAT_MIN_SHIFT)) return 0;
+  uint32_t msb = 63 - (uint32_t)__builtin_clzll(ns);
+  uint32_t sub = (uint32_t)(ns >> (msb - KJIT_LAT_SUB_BITS)) & ((1u << KJIT_LAT_SUB_BITS) - 1);
+  uint32_t b = ((msb - KJIT_LAT_MIN_SHIFT + 1) << KJIT_LAT_SUB_BITS) + sub;
+  return b < KJIT_LAT_BUCKETS ? b : KJIT_LAT_BUCKETS - 1;
+}
+
+#endif

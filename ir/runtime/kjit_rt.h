@@ -1,0 +1,126 @@
+/*
+ * @fileoverview The kjit runtime's contract with an image (the reference
+ * kernel or any foreign IR).  The runtime is C compiled to IR and linked into
+ * every image at boot; everything here runs on the kernel thread.
+ *
+ * An image provides either
+ *   - `init` + `entry(uint64 i) -> uint64` (a "foreign" image): the runtime
+ *     calls init once, then entry once per operation, folding each result into
+ *     the checksum; or
+ *   - `init` + `run` (a "kernel" image, like the reference kernel): run()
+ *     drives itself and asks the runtime for operations (kjit_op_next), reports
+ *     their completion (kjit_op_complete) and blocks in kjit_idle_until when it
+ *     has nothing to do.
+ * kjit generates the glue (kjit_image_init / kjit_image_run /
+ * kjit_image_entry) at boot from the symbol names the user gives.
+ *
+ * An image may also export two tables the host reads from the IR before it
+ * compiles anything (so they must be constant, statically initialised):
+ *   - kjit_sysctls[]: its configuration variables, with a flag saying which
+ *     are fixed at boot (those are folded into the code in `boot` mode);
+ *   - kjit_alternatives[]: for each "selector" sysctl, the implementations to
+ *     choose from and what each needs (a device present, CPU features).  The
+ *     runtime picks the first match at boot (stock); kjit picks the same one
+ *     from the same table before compiling (boot) and removes the others when
+ *     they are devices that are absent.
+ */
+#ifndef KJIT_RT_H
+#define KJIT_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kjit_cb.h"
+
+/* ---- operations ---------------------------------------------------------- */
+
+#define KJIT_OP_WAIT (-1) /* next operation not due yet: *arrival_ns says when */
+#define KJIT_OP_DONE (-2) /* no more operations: finish outstanding work and return */
+
+/* Claim the next operation.  Returns its index (>= 0) and its scheduled
+ * arrival time (open loop) or now (closed loop). */
+int64_t kjit_op_next(uint64_t *arrival_ns);
+/* An operation finished with `result`: folds it into the checksum and records
+ * its latency from the scheduled arrival. */
+void kjit_op_complete(uint64_t op, uint64_t arrival_ns, uint64_t result);
+/* Number of operations claimed but not completed. */
+uint64_t kjit_ops_in_flight(void);
+
+/* ---- time, idle, quiescence --------------------------------------------- */
+
+uint64_t kjit_now_ns(void); /* CLOCK_MONOTONIC */
+/* Block the kernel thread until `deadline_ns` (CLOCK_MONOTONIC; 0 = until the
+ * host rings the doorbell).  Counts as idle time.  Returns early on a stop
+ * request or doorbell. */
+void kjit_idle_until(uint64_t deadline_ns);
+/* Has the host asked the kernel to stop? */
+int kjit_stop_requested(void);
+/* Task `task` passed a quiescent point (it returned to the scheduler and holds
+ * no pointer into code that might be replaced). */
+void kjit_task_register(uint32_t task);
+void kjit_quiescent(uint32_t task);
+
+/* ---- memory, machine, log, panic ---------------------------------------- */
+
+/* The kernel's memory: one arena mapped by the runtime before init. */
+void *kjit_arena(uint64_t *bytes);
+/* Make a page of kernel memory inaccessible (a stack guard) or accessible
+ * again.  Returns 0 or -1. */
+int kjit_guard_page(void *page);
+int kjit_unguard_page(void *page);
+/* The machine description the host wrote (devices present, CPU features). */
+uint64_t kjit_hw_cpu_features(void);
+uint32_t kjit_hw_ndevices(void);
+uint32_t kjit_hw_device(uint32_t i); /* vendor << 16 | device */
+/* Append a line to the kernel log ring (the host prints it on request). */
+void kjit_log(const char *msg);
+/* Stop the kernel now: records `msg` and unwinds to the runtime. */
+__attribute__((noreturn)) void kjit_panic(const char *msg);
+
+/* ---- counting builds ------------------------------------------------------ */
+/* kjit inserts increments of these (through the control block) before every
+ * indirect call and every sysctl load of a counting build; nothing else uses
+ * them. */
+extern struct kjit_cb kjit_cb;
+
+/* ---- configuration tables (read by the host from the IR) ---------------- */
+
+#define KJIT_SYSCTL_BOOT 1u     /* fixed once the kernel has booted */
+#define KJIT_SYSCTL_SELECTOR 2u /* selects an implementation (see alternatives) */
+#define KJIT_SYSCTL_RO 4u       /* not writable from the host at run time */
+
+struct kjit_sysctl {
+  const char *name;  /* "net.nic_model" */
+  int64_t *var;      /* the variable the kernel reads on its hot paths */
+  int64_t min, max;  /* accepted range */
+  uint64_t flags;    /* KJIT_SYSCTL_* */
+  const char *desc;  /* one line */
+};
+
+#define KJIT_ALT_DEVICE 1u /* match: a device id present on the bus */
+#define KJIT_ALT_CPU 2u    /* match: all of these KJIT_CPU_* bits present (0 = always) */
+
+struct kjit_alternative {
+  int64_t *selector;  /* the selector sysctl this alternative sets */
+  int64_t value;      /* value of the selector when this one is chosen */
+  uint64_t kind;      /* KJIT_ALT_* */
+  uint64_t match;     /* device id or CPU feature mask */
+  const void *impl;   /* the implementation's ops table (devices), or NULL */
+  const char *name;   /* "virtq-net" */
+};
+
+/* Defined by the image (weak empty defaults in the runtime). */
+extern const struct kjit_sysctl kjit_sysctls[];
+extern const uint64_t kjit_nsysctls;
+extern const struct kjit_alternative kjit_alternatives[];
+extern const uint64_t kjit_nalternatives;
+
+/* Workload names, index = the id the host writes into cb.workload. */
+extern const char *const kjit_workloads[];
+extern const uint64_t kjit_nworkloads;
+
+/* Chosen at boot by the runtime (stock: run time; boot: the values are the
+ * ones kjit folded, and kjit checks they agree after init). */
+void kjit_select_alternatives(void);
+
+#endif
