@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests that load libLLVM or start a kernel thread run in their own processes:
+// native state (signal handlers, JIT memory, LLVM's global options) must never
+// leak from one test file into another.
+export default defineConfig({
+  test: {
+    include: ['tests/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
