@@ -1,0 +1,194 @@
+/**
+ * @fileoverview `kjit bench boot`: saturation throughput of every workload
+ * in `stock`, `boot` and the ablation modes (DESIGN.md section 8), measured
+ * side by side in one process.  Each mode is compiled once; every run boots
+ * a fresh kernel from those objects.  Runs are alternated (round r visits
+ * the modes in an order rotated by r) so drift in the machine's speed hits
+ * every mode alike.  Ratios are ratios of medians with a bootstrap 95%
+ * interval.  Also measured: that every mode gives the same checksum for the
+ * same operation count, and boot-to-first-operation of `kjit run` in a fresh
+ * process.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpus, release } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { ExitCode, KjitError } from '../src/errors.js';
+import { REFERENCE } from '../src/kernel/image.js';
+import { ABLATIONS, RUN_MODES } from '../src/kernel/modes.js';
+import { execute, type PreparedBoot, prepareBoot } from '../src/kernel/run.js';
+import { hostCPUName } from '../src/native/llvm.js';
+import { ROOT } from '../src/paths.js';
+import { geomean, ratioOfMedians, spread } from './stats.js';
+
+export interface BenchBootOptions {
+  json: boolean;
+  runs: number;
+  seconds: number;
+  workloads?: string[];
+  modes?: string[];
+  out?: string;
+}
+
+interface Row {
+  workload: string;
+  mode: string;
+  ops_per_sec_median: number;
+  ops_per_sec_min: number;
+  ops_per_sec_max: number;
+  runs: number[];
+  ratio_vs_stock: number;
+  ratio_ci95: [number, number];
+  cpu_ns_per_op_median: number;
+}
+
+const CHECKSUM_OPS = 5000n;
+/** Operations per phase for `phases`, so a 1 s run crosses several phases. */
+const PHASE_OPS = 20000n;
+
+function gitCommit(): string {
+  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'unknown';
+}
+
+/** `kjit run --ops 1` in fresh processes: boot to first operation from process start. */
+function measureBootToFirstOp(mode: string, runs: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kjit.js'), 'run', '--mode', mode, '--ops', '1', '--no-count', '--json'], {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new KjitError(`kjit run failed while measuring boot time: ${r.stderr.trim()}`, 'fix the run first', ExitCode.FAILURE);
+    out.push((JSON.parse(r.stdout) as { boot: { ms: number } }).boot.ms);
+  }
+  return out;
+}
+
+export async function benchBoot(opts: BenchBootOptions): Promise<number> {
+  if (!(opts.runs >= 1 && Number.isInteger(opts.runs))) throw new KjitError(`--runs ${opts.runs} is not a run count`, 'pass an integer >= 1 (5 or more for a report)');
+  if (!(opts.seconds > 0)) throw new KjitError(`--seconds ${opts.seconds} is not a duration`, 'pass seconds per run, e.g. --seconds 1');
+  const modes = opts.modes ?? [...RUN_MODES, ...ABLATIONS];
+  if (!modes.includes('stock')) modes.unshift('stock');
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+
+  const prepared = new Map<string, PreparedBoot>();
+  try {
+    for (const mode of modes) {
+      const t0 = performance.now();
+      prepared.set(mode, await prepareBoot({ image: REFERENCE, mode, nic: 'virtq', sysctls: [] }));
+      log(`bench: compiled ${mode} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    const any = prepared.get('stock')!;
+    const workloads = opts.workloads ?? any.image.tables.workloads;
+    for (const w of workloads) {
+      if (!any.image.tables.workloads.includes(w)) {
+        throw new KjitError(`unknown workload '${w}'`, `use some of: ${any.image.tables.workloads.join(', ')}`);
+      }
+    }
+    const base = { rate: 0, concurrency: 4, seed: 1n, counting: false };
+    const argFor = (w: string) => (w === 'phases' ? { workloadArg: PHASE_OPS } : {});
+
+    /* 1. correctness: equal checksums for a fixed operation count */
+    const checksums: Record<string, Record<string, string>> = {};
+    for (const w of workloads) {
+      checksums[w] = {};
+      for (const mode of modes) {
+        const r = await execute(prepared.get(mode)!, { ...base, ...argFor(w), workload: w, ops: CHECKSUM_OPS });
+        checksums[w][mode] = r.checksum;
+      }
+    }
+    const checksumsAgree = Object.values(checksums).every((byMode) => new Set(Object.values(byMode)).size === 1);
+    log(`bench: checksums for ${CHECKSUM_OPS} ops ${checksumsAgree ? 'agree in every mode' : 'DIFFER between modes'}`);
+
+    /* 2. throughput, alternated */
+    const samples = new Map<string, { ops: number[]; cpu: number[] }>();
+    const key = (w: string, m: string) => `${w}\u0000${m}`;
+    for (let round = 0; round < opts.runs; round++) {
+      for (const w of workloads) {
+        const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
+        for (const mode of order) {
+          const r = await execute(prepared.get(mode)!, { ...base, ...argFor(w), workload: w, seconds: opts.seconds });
+          const s = samples.get(key(w, mode)) ?? { ops: [], cpu: [] };
+          s.ops.push(r.ops_per_sec);
+          s.cpu.push(r.cpu_ns_per_op);
+          samples.set(key(w, mode), s);
+        }
+      }
+      log(`bench: round ${round + 1}/${opts.runs} done`);
+    }
+
+    const rows: Row[] = [];
+    for (const w of workloads) {
+      const stock = samples.get(key(w, 'stock'))!;
+      for (const mode of modes) {
+        const s = samples.get(key(w, mode))!;
+        const sp = spread(s.ops);
+        const ratio = ratioOfMedians(s.ops, stock.ops);
+        rows.push({
+          workload: w,
+          mode,
+          ops_per_sec_median: sp.median,
+          ops_per_sec_min: sp.min,
+          ops_per_sec_max: sp.max,
+          runs: s.ops,
+          ratio_vs_stock: ratio.ratio,
+          ratio_ci95: ratio.ci95,
+          cpu_ns_per_op_median: spread(s.cpu).median,
+        });
+      }
+    }
+    const geo: Record<string, number> = {};
+    for (const mode of modes) geo[mode] = geomean(rows.filter((r) => r.mode === mode).map((r) => r.ratio_vs_stock));
+
+    /* 3. boot to first operation, fresh process each time */
+    const bootRuns = measureBootToFirstOp('boot', Math.max(3, Math.min(opts.runs, 5)));
+
+    const report = {
+      format: 'kjit-bench-boot/1',
+      env: {
+        date: new Date().toISOString(),
+        commit: gitCommit(),
+        node: process.version,
+        llvm: '19',
+        cpu: cpus()[0]?.model ?? 'unknown',
+        llvm_cpu: hostCPUName(),
+        cores: cpus().length,
+        kernel: release(),
+        runs: opts.runs,
+        seconds_per_run: opts.seconds,
+        concurrency: base.concurrency,
+        nic: 'virtio-net',
+      },
+      suite: 'boot',
+      rows,
+      geomean_ratio_vs_stock: geo,
+      checksums: { ops: Number(CHECKSUM_OPS), agree: checksumsAgree, by_workload: checksums },
+      boot_to_first_op_ms: { mode: 'boot', median: spread(bootRuns).median, runs: bootRuns },
+      modes: Object.fromEntries(modes.map((m) => [m, prepared.get(m)!.mode.summary])),
+    };
+    const text = `${JSON.stringify(report, null, 2)}\n`;
+    if (opts.out) writeFileSync(opts.out, text);
+    if (opts.json) process.stdout.write(text);
+    else process.stdout.write(formatTable(report.rows, geo, report.boot_to_first_op_ms.median, checksumsAgree));
+    return checksumsAgree ? ExitCode.OK : ExitCode.FAILURE;
+  } finally {
+    for (const p of prepared.values()) p.dispose();
+  }
+}
+
+function formatTable(rows: Row[], geo: Record<string, number>, bootMs: number, agree: boolean): string {
+  const lines = [
+    `${'workload'.padEnd(10)} ${'mode'.padEnd(12)} ${'ops/s median'.padStart(13)} ${'min'.padStart(10)} ${'max'.padStart(10)} ${'vs stock'.padStart(9)}  95% CI`,
+  ];
+  for (const r of rows) {
+    lines.push(
+      `${r.workload.padEnd(10)} ${r.mode.padEnd(12)} ${r.ops_per_sec_median.toFixed(0).padStart(13)} ${r.ops_per_sec_min.toFixed(0).padStart(10)} ` +
+        `${r.ops_per_sec_max.toFixed(0).padStart(10)} ${r.ratio_vs_stock.toFixed(3).padStart(9)}  [${r.ratio_ci95[0].toFixed(3)}, ${r.ratio_ci95[1].toFixed(3)}]`,
+    );
+  }
+  lines.push('', 'geomean vs stock: ' + Object.entries(geo).map(([m, g]) => `${m} ${g.toFixed(3)}`).join(', '));
+  lines.push(`boot to first operation (kjit run, boot mode, median): ${bootMs.toFixed(0)} ms`);
+  lines.push(`checksums: ${agree ? 'equal in every mode' : 'DIFFER between modes (a correctness bug)'}`);
+  return `${lines.join('\n')}\n`;
+}

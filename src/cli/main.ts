@@ -1,0 +1,219 @@
+/**
+ * @fileoverview The `kjit` command.  Parses arguments, runs one command, and
+ * turns every failure into one line on stderr and an exit code: a KjitError
+ * prints its problem and fix; anything else is reported as an internal error
+ * (the stack only with KJIT_DEBUG=1).
+ */
+import { parseArgs } from 'node:util';
+
+import { ExitCode, KjitError } from '../errors.js';
+import { type ImageSpec, REFERENCE } from '../kernel/image.js';
+import type { NicModel } from '../kernel/machine.js';
+import { MODES } from '../kernel/modes.js';
+import { processStartNs, runKernel, type RunResult } from '../kernel/run.js';
+import { LLVMError } from '../native/llvm.js';
+import { benchBoot } from '../../bench/boot.js';
+import { formatRun, progressLine } from './format.js';
+
+const HELP = `kjit: a kernel shipped as LLVM IR, JIT-compiled at boot for this machine
+
+usage:
+  kjit run   [--image FILE --init SYM --entry SYM] [--workload NAME] [--mode MODE]
+             [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
+             [--nic virtq|ring] [--sysctl NAME=VALUE]... [--no-count] [--report] [--log] [--json]
+  kjit bench boot [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes a,b] [--out FILE]
+  kjit demo  boot the reference kernel in stock and boot modes and compare them
+  kjit help
+
+run:
+  --image FILE      LLVM IR (.bc or .ll) to boot instead of the reference kernel;
+                    --init SYM runs once, --entry SYM (uint64 -> uint64) runs per operation
+  --workload NAME   web, kv, fs, firewall, phases (reference kernel; default web)
+  --mode MODE       ${Object.keys(MODES).join(', ')} (default boot)
+  --seconds S       run for S seconds (default 5) ... or
+  --ops N           exactly N operations (same N => same checksum in every mode)
+  --rate R          open loop at R operations/s (latency from scheduled arrival); default closed loop
+  --concurrency N   closed loop: operations in flight (default 4)
+  --sysctl N=V      boot parameter (repeatable), e.g. --sysctl kernel.audit=1
+  --nic MODEL       the machine's NIC: virtq (virtio-net, default) or ring (e1000)
+  --no-count        skip the counting build (indirect calls and sysctl loads per operation)
+  --report          print the boot report (what specialization changed and removed)
+  --log             print the kernel log
+  --json            one JSON object on stdout
+
+exit codes: 0 ok, 1 failure, 2 bad input, 3 the kernel faulted or panicked`;
+
+function bad(problem: string, fix: string): KjitError {
+  return new KjitError(problem, fix, ExitCode.BAD_INPUT);
+}
+
+type Options = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
+
+function parse(argv: string[], options: Options) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw bad((e as Error).message.replace(/\. To specify.*$/s, ''), 'see `kjit help`');
+  }
+}
+
+function num(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw bad(`${flag} '${value}' is not a number`, `pass a number, e.g. ${flag} 5`);
+  return n;
+}
+
+function bigint(value: string | undefined, flag: string): bigint | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw bad(`${flag} '${value}' is not a non-negative integer`, `pass an integer, e.g. ${flag} 100000`);
+  return BigInt(value);
+}
+
+async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    image: { type: 'string' },
+    init: { type: 'string' },
+    entry: { type: 'string' },
+    workload: { type: 'string' },
+    mode: { type: 'string', default: 'boot' },
+    seconds: { type: 'string' },
+    ops: { type: 'string' },
+    rate: { type: 'string' },
+    concurrency: { type: 'string' },
+    seed: { type: 'string' },
+    nic: { type: 'string', default: 'virtq' },
+    sysctl: { type: 'string', multiple: true },
+    'no-count': { type: 'boolean', default: false },
+    report: { type: 'boolean', default: false },
+    log: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
+  const v = values as Record<string, string | boolean | string[] | undefined>;
+  let image: ImageSpec = REFERENCE;
+  if (v.image !== undefined) {
+    if (!v.entry) throw bad('--image needs --entry SYMBOL', 'name the function the runtime calls per operation');
+    image = { path: v.image as string, init: (v.init as string | undefined) ?? 'init', entry: v.entry as string };
+  } else if (v.init !== undefined || v.entry !== undefined) {
+    throw bad('--init and --entry apply only to --image', 'pass --image FILE too, or drop them');
+  }
+  if (v.seconds !== undefined && v.ops !== undefined) throw bad('--seconds and --ops both given', 'pass one of them');
+  const ops = bigint(v.ops as string | undefined, '--ops');
+  const seconds = ops === undefined ? num(v.seconds as string | undefined, '--seconds', 5) : undefined;
+  const json = v.json === true;
+  const tty = process.stderr.isTTY && !json;
+  const result: RunResult = await runKernel({
+    image,
+    mode: v.mode as string,
+    nic: v.nic as NicModel,
+    sysctls: (v.sysctl as string[] | undefined) ?? [],
+    ...(v.workload !== undefined ? { workload: v.workload as string } : image === REFERENCE ? { workload: 'web' } : {}),
+    ...(seconds !== undefined ? { seconds } : {}),
+    ...(ops !== undefined ? { ops } : {}),
+    rate: num(v.rate as string | undefined, '--rate', 0),
+    concurrency: num(v.concurrency as string | undefined, '--concurrency', 4),
+    seed: bigint(v.seed as string | undefined, '--seed') ?? 1n,
+    counting: v['no-count'] !== true,
+    clockStartNs,
+    ...(tty ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p)}`) } : {}),
+  });
+  if (tty) process.stderr.write('\r\x1b[K');
+  if (json) {
+    const { log, report, ...rest } = result;
+    const out = v.report ? { ...rest, report } : rest;
+    process.stdout.write(`${JSON.stringify(v.log ? { ...out, log } : out, null, 2)}\n`);
+  } else {
+    process.stdout.write(formatRun(result, { report: v.report === true }));
+    if (v.log) process.stdout.write(`\nkernel log:\n${result.log}`);
+  }
+  return ExitCode.OK;
+}
+
+async function cmdBench(argv: string[]): Promise<number> {
+  const [suite, ...rest] = argv;
+  if (suite !== 'boot') throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot`');
+  const { values, positionals } = parse(rest, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    workloads: { type: 'string' },
+    modes: { type: 'string' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
+  const v = values as Record<string, string | boolean | undefined>;
+  return benchBoot({
+    json: v.json === true,
+    runs: num(v.runs as string | undefined, '--runs', 5),
+    seconds: num(v.seconds as string | undefined, '--seconds', 1),
+    ...(v.workloads ? { workloads: (v.workloads as string).split(',') } : {}),
+    ...(v.modes ? { modes: (v.modes as string).split(',') } : {}),
+    ...(v.out ? { out: v.out as string } : {}),
+  });
+}
+
+async function cmdDemo(clockStartNs: bigint): Promise<number> {
+  process.stdout.write('kjit demo: the reference kernel, web workload, 3 s in each mode\n\n');
+  const results: RunResult[] = [];
+  for (const mode of ['stock', 'boot']) {
+    const r = await runKernel({
+      image: REFERENCE,
+      mode,
+      nic: 'virtq',
+      sysctls: [],
+      workload: 'web',
+      seconds: 3,
+      rate: 0,
+      concurrency: 4,
+      seed: 1n,
+      counting: true,
+      clockStartNs: mode === 'stock' ? clockStartNs : processStartNs(),
+    });
+    results.push(r);
+    process.stdout.write(formatRun(r, { report: mode === 'boot' }));
+    process.stdout.write('\n');
+  }
+  const [stock, boot] = results as [RunResult, RunResult];
+  const ratio = boot.ops_per_sec / stock.ops_per_sec;
+  process.stdout.write(
+    `boot / stock throughput: ${ratio.toFixed(3)}x (${stock.ops_per_sec.toFixed(0)} -> ${boot.ops_per_sec.toFixed(0)} ops/s, one 3 s run each; ` +
+      '`kjit bench boot` measures it properly)\n',
+  );
+  return ExitCode.OK;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const clockStartNs = processStartNs();
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return await cmdRun(rest, clockStartNs);
+      case 'bench':
+        return await cmdBench(rest);
+      case 'demo':
+        return await cmdDemo(clockStartNs);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(`${HELP}\n`);
+        return command === undefined ? ExitCode.BAD_INPUT : ExitCode.OK;
+      default:
+        throw bad(`unknown command '${command}'`, 'use run, bench, demo or help');
+    }
+  } catch (e) {
+    if (e instanceof KjitError) {
+      process.stderr.write(`${e.line()}\n`);
+      return e.exitCode;
+    }
+    if (process.env.KJIT_DEBUG) process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    if (e instanceof LLVMError) {
+      process.stderr.write(`kjit: LLVM failed: ${e.message.split('\n')[0]} — fix: report this with the command line (KJIT_DEBUG=1 shows more)\n`);
+      return ExitCode.FAILURE;
+    }
+    process.stderr.write(`kjit: internal error: ${(e as Error).message?.split('\n')[0] ?? String(e)} — fix: report this (KJIT_DEBUG=1 shows the stack)\n`);
+    return ExitCode.FAILURE;
+  }
+}

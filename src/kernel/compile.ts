@@ -1,0 +1,208 @@
+/**
+ * @fileoverview From an image's pristine IR to object code, for one mode:
+ * specialize, optimize (whole image or per source file), and emit objects
+ * with kjit's own target machine (PIC, small code model: everything lives in
+ * one code region).  The image's assembly is emitted as an object of its own
+ * (see docs/llvm-notes.md for why it never goes through ORC as IR).
+ */
+import { hostCPUFeatures, hostCPUName, type Module, TargetMachine } from '../native/llvm.js';
+import { type BootConfig } from './bootconfig.js';
+import type { Image } from './image.js';
+import type { ModeSpec } from './modes.js';
+import {
+  definedFunctionNames,
+  detachImplementations,
+  type FoldReport,
+  foldLoads,
+  instrumentCounts,
+  promoteInternals,
+  setTarget,
+  type TargetSpec,
+} from './specialize.js';
+import { extractUnit, unitsOf } from './units.js';
+
+export const TRIPLE = 'x86_64-pc-linux-gnu';
+export const GENERIC_TARGET: TargetSpec = {
+  cpu: 'x86-64',
+  features: '+cmov,+cx8,+fxsr,+mmx,+sse,+sse2,+x87',
+  mitigations: true,
+};
+
+export function hostTarget(): TargetSpec {
+  return { cpu: hostCPUName(), features: hostCPUFeatures(), mitigations: true };
+}
+
+/** The assembler only needs to accept every instruction asm/ uses; the
+ * routines run only where their selector chose them. */
+const ASM_TARGET: TargetSpec = { cpu: 'x86-64', features: '+avx2,+sse4.2,+bmi2,+popcnt', mitigations: false };
+
+export interface RemovedFunction {
+  name: string;
+  reason: string;
+}
+
+export interface CompileReport {
+  mode: string;
+  target: TargetSpec;
+  units: number;
+  functionsBefore: number;
+  functionsAfter: number;
+  promoted: { functions: number; globals: number };
+  folded: { name: string; variable: string; value: string; loads: number }[];
+  removed: RemovedFunction[];
+  objectBytes: number;
+  ms: { specialize: number; optimize: number; codegen: number; total: number };
+}
+
+export interface CompiledImage {
+  /** Object files, asm first. */
+  objects: Uint8Array[];
+  report: CompileReport;
+  /** The optimized module (owned): counting builds instrument a copy of it. */
+  optimized: Module;
+  target: TargetSpec;
+}
+
+function makeTargetMachine(t: TargetSpec): TargetMachine {
+  return TargetMachine.create({
+    triple: TRIPLE,
+    cpu: t.cpu,
+    features: [t.features, ...(t.mitigations ? ['+retpoline-indirect-calls', '+retpoline-indirect-branches'] : [])]
+      .filter(Boolean)
+      .join(','),
+    optLevel: 2,
+    relocModel: 'pic',
+    codeModel: 'small',
+  });
+}
+
+/** Emit the module-level assembly of `m` (then removed from `m`) as an object. */
+function emitAssembly(m: Module): Uint8Array | null {
+  const asm = m.inlineAsm;
+  if (!asm.trim()) return null;
+  m.inlineAsm = '';
+  const am = m.context.createModule('kjit-asm');
+  try {
+    am.triple = TRIPLE;
+    am.dataLayout = m.dataLayout;
+    am.inlineAsm = asm;
+    using tm = makeTargetMachine(ASM_TARGET);
+    return tm.emitObject(am);
+  } finally {
+    am.dispose();
+  }
+}
+
+export function compileImage(image: Image, mode: ModeSpec, config: BootConfig): CompiledImage {
+  const t0 = performance.now();
+  const target = mode.hostCpu ? hostTarget() : GENERIC_TARGET;
+  const m = image.pristine.clone();
+  let done = false;
+  try {
+    const asmObject = emitAssembly(m);
+    const before = definedFunctionNames(m);
+
+    /* 1. devirtualization: unused device drivers lose their operations tables */
+    const removedReasons = new Map<string, string>();
+    if (mode.devirtualize && config.absentDevices.length) {
+      const tables = config.absentDevices.map((a) => a.impl).filter((x): x is string => !!x);
+      detachImplementations(m, tables);
+      const alive = definedFunctionNames(m);
+      m.runPasses('globaldce', null); /* only local (static) functions can go */
+      const after = definedFunctionNames(m);
+      for (const name of alive) {
+        if (!after.has(name)) {
+          const alt = config.absentDevices.find((a) => a.impl);
+          removedReasons.set(name, `driver code for ${config.absentDevices.map((a) => a.name).join(', ')}: not present on this machine${alt ? '' : ''}`);
+        }
+      }
+    }
+
+    /* 2. folding */
+    const fold = new Map<string, bigint>();
+    for (const v of config.values) {
+      if (!v.bootFixed) continue;
+      if (v.selector ? mode.devirtualize : mode.foldOptions) fold.set(v.sysctl.variable, v.value);
+    }
+    const folded: FoldReport = foldLoads(m, fold);
+
+    /* 3. promotion, target */
+    const promoted = mode.promote ? promoteInternals(m) : { functions: 0, globals: 0 };
+    setTarget(m, target);
+    const tSpecialized = performance.now();
+
+    using tm = makeTargetMachine(target);
+    let optimized: Module;
+    let units = 1;
+    if (mode.wholeImage) {
+      m.runPasses(mode.pipeline, tm);
+      optimized = m;
+    } else {
+      const names = unitsOf(m);
+      units = names.length;
+      let linked: Module | null = null;
+      for (const unit of names) {
+        const u = extractUnit(m, unit);
+        u.runPasses(mode.pipeline, tm);
+        if (!linked) linked = u;
+        else linked.link(u);
+      }
+      m.dispose();
+      optimized = linked!;
+    }
+    const tOptimized = performance.now();
+    const code = tm.emitObject(optimized);
+    const tEmitted = performance.now();
+
+    const after = definedFunctionNames(optimized);
+    for (const name of before) {
+      if (!after.has(name) && !removedReasons.has(name)) removedReasons.set(name, 'inlined into every caller, then deleted by the optimizer');
+    }
+    const objects = asmObject ? [asmObject, code] : [code];
+    done = true;
+    return {
+      objects,
+      optimized,
+      target,
+      report: {
+        mode: mode.name,
+        target,
+        units,
+        functionsBefore: before.size,
+        functionsAfter: after.size,
+        promoted,
+        folded: config.values
+          .filter((v) => fold.has(v.sysctl.variable))
+          .map((v) => ({
+            name: v.sysctl.name,
+            variable: v.sysctl.variable,
+            value: v.value.toString(),
+            loads: folded.loads.get(v.sysctl.variable) ?? 0,
+          })),
+        removed: [...removedReasons].map(([name, reason]) => ({ name, reason })),
+        objectBytes: objects.reduce((s, o) => s + o.byteLength, 0),
+        ms: {
+          specialize: tSpecialized - t0,
+          optimize: tOptimized - tSpecialized,
+          codegen: tEmitted - tOptimized,
+          total: tEmitted - t0,
+        },
+      },
+    };
+  } finally {
+    if (!done) m.dispose();
+  }
+}
+
+/** A counting build of a compiled image: same optimized code plus counters. */
+export function compileCounting(compiled: CompiledImage, sysctlVariables: ReadonlySet<string>): Uint8Array[] {
+  const m = compiled.optimized.clone();
+  try {
+    instrumentCounts(m, sysctlVariables);
+    using tm = makeTargetMachine(compiled.target);
+    const code = tm.emitObject(m);
+    return [...compiled.objects.slice(0, -1), code];
+  } finally {
+    m.dispose();
+  }
+}

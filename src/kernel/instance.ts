@@ -1,0 +1,180 @@
+/**
+ * @fileoverview A kernel instance: compiled objects linked into a fresh
+ * LLJIT (code in kjit's code region), the machine's memory (the arena),
+ * the control block, and the kernel thread.
+ *
+ * Lifecycle, in order:
+ *   load()   link objects, resolve the runtime's symbols, open the control
+ *            block, write the machine description and boot parameters;
+ *   start()  pthread_create(kjit_thread_main): from here on only the kernel
+ *            thread runs kernel code; the host only reads and writes memory;
+ *   stop()   ask the kernel to finish (stop flag + doorbell), join the thread;
+ *   dispose() only after the join: free the JIT's code, then the arena.
+ */
+import { KjitError, ExitCode } from '../errors.js';
+import { CodeRegion } from '../native/codemem.js';
+import { ControlBlock, KernelState, CB_MAGIC } from '../native/control-block.js';
+import * as libc from '../native/libc.js';
+import { LLJIT } from '../native/llvm.js';
+import type { BootConfig } from './bootconfig.js';
+
+export interface InstanceOptions {
+  workload: number;
+  seed: bigint;
+  opsLimit: bigint;
+  /** ops/s; 0 = closed loop */
+  rate: number;
+  concurrency: number;
+  workloadArg: bigint;
+  arenaBytes: number;
+  cpuFeatureBits: bigint;
+  deviceIds: readonly number[];
+  config: BootConfig;
+}
+
+export interface FaultReport {
+  kind: 'fault' | 'panic';
+  signal?: string;
+  address?: bigint;
+  pc?: bigint;
+  symbol?: string;
+  message: string;
+}
+
+const SIGNALS: Record<number, string> = { 4: 'SIGILL', 7: 'SIGBUS', 8: 'SIGFPE', 11: 'SIGSEGV' };
+
+export class KernelInstance {
+  readonly jit: LLJIT;
+  readonly cb: ControlBlock;
+  private readonly arena: { addr: bigint; bytes: number };
+  private thread: bigint | null = null;
+  private joined = false;
+  private disposed = false;
+  /** Function start addresses, for naming the location of a fault. */
+  private readonly symbols: Map<string, bigint>;
+  readonly linkMs: number;
+
+  private constructor(jit: LLJIT, cb: ControlBlock, arena: { addr: bigint; bytes: number }, symbols: Map<string, bigint>, linkMs: number) {
+    this.jit = jit;
+    this.cb = cb;
+    this.arena = arena;
+    this.symbols = symbols;
+    this.linkMs = linkMs;
+  }
+
+  static load(objects: readonly Uint8Array[], opts: InstanceOptions): KernelInstance {
+    const t0 = performance.now();
+    const region = CodeRegion.get();
+    const jit = LLJIT.create({ creator: region.creator });
+    let arena: { addr: bigint; bytes: number } | null = null;
+    try {
+      jit.addProcessSymbols();
+      for (const o of objects) jit.addObject(o);
+      const cbAddr = jit.lookup('kjit_cb');
+      const cb = ControlBlock.open(cbAddr, jit.lookup('kjit_cb_layout'), jit.lookup('kjit_cb_nfields'));
+      arena = { addr: libc.mmapAnonymous(opts.arenaBytes), bytes: opts.arenaBytes };
+      libc.writeU64(jit.lookup('kjit_arena_addr'), arena.addr);
+      cb.set('arena_bytes', opts.arenaBytes);
+      cb.set('workload', opts.workload);
+      cb.set('seed', opts.seed);
+      cb.set('ops_limit', opts.opsLimit);
+      cb.set('rate_milli', BigInt(Math.round(opts.rate * 1000)));
+      cb.set('concurrency', opts.concurrency);
+      cb.set('workload_arg', opts.workloadArg);
+      cb.set('hw_cpu_features', opts.cpuFeatureBits);
+      cb.set('hw_ndevices', opts.deviceIds.length);
+      const devices = cb.array('hw_devices');
+      opts.deviceIds.forEach((id, i) => (devices[i] = BigInt(id)));
+      /* Boot parameters: every sysctl starts at its configured value (for a
+       * folded one, the value the code was specialized for). */
+      for (const v of opts.config.values) {
+        libc.writeI64(jit.lookup(v.sysctl.variable), v.value);
+      }
+      const symbols = new Map<string, bigint>();
+      symbols.set('kjit_thread_main', jit.lookup('kjit_thread_main'));
+      return new KernelInstance(jit, cb, arena, symbols, performance.now() - t0);
+    } catch (e) {
+      if (arena) libc.munmap(arena.addr, arena.bytes);
+      jit.dispose();
+      throw e;
+    }
+  }
+
+  start(): void {
+    if (this.thread !== null) throw new Error('kernel instance started twice');
+    this.thread = libc.pthreadCreate(this.symbols.get('kjit_thread_main')!, 0n);
+  }
+
+  get state(): number {
+    return this.cb.getNumber('state');
+  }
+
+  /** Ask the kernel to finish its operations and return. */
+  requestStop(): void {
+    this.cb.set('stop', 1);
+    const word = this.cb.addressOf('doorbell');
+    libc.bumpU32(word, 1);
+    libc.futexWake(word, 1);
+  }
+
+  /** Wait for the kernel thread to return (without blocking the event loop). */
+  async join(): Promise<void> {
+    if (this.thread === null || this.joined) return;
+    await libc.pthreadJoinAsync(this.thread);
+    this.joined = true;
+  }
+
+  threadCpuNs(): bigint {
+    if (this.thread === null || this.joined) throw new Error('no running kernel thread');
+    return libc.threadCpuNs(this.thread);
+  }
+
+  /** What went wrong, if the kernel faulted or panicked. */
+  failure(): FaultReport | null {
+    const s = this.state;
+    if (s === KernelState.FAULTED) {
+      const signo = this.cb.getNumber('fault_signo');
+      const pc = this.cb.get('fault_pc');
+      const address = this.cb.get('fault_addr');
+      const symbol = this.jit.symbolize(pc);
+      return {
+        kind: 'fault',
+        signal: SIGNALS[signo] ?? `signal ${signo}`,
+        address,
+        pc,
+        ...(symbol ? { symbol } : {}),
+        message: `${SIGNALS[signo] ?? `signal ${signo}`} at address 0x${address.toString(16)}, pc 0x${pc.toString(16)}${symbol ? ` (${symbol})` : ''}`,
+      };
+    }
+    if (s === KernelState.PANICKED) return { kind: 'panic', message: this.cb.text('msg') };
+    return null;
+  }
+
+  checkHealthy(during: string): void {
+    if (this.cb.get('magic') !== CB_MAGIC && this.state !== KernelState.NEW) {
+      throw new KjitError(`the kernel's control block is damaged ${during}`, 'report this as a kjit bug', ExitCode.KERNEL_FAULT);
+    }
+    const f = this.failure();
+    if (f) {
+      throw new KjitError(
+        `the kernel ${f.kind === 'fault' ? 'faulted' : 'panicked'} ${during}: ${f.message}`,
+        f.kind === 'fault'
+          ? 'the image has a bug at that location; run with --log to see the kernel log'
+          : 'see the panic message; run with --log to see the kernel log',
+        ExitCode.KERNEL_FAULT,
+      );
+    }
+  }
+
+  /** Join (if started) and free everything: code first, then the machine's memory. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    if (this.thread !== null && !this.joined) {
+      this.requestStop();
+      await this.join();
+    }
+    this.disposed = true;
+    this.jit.dispose();
+    libc.munmap(this.arena.addr, this.arena.bytes);
+  }
+}

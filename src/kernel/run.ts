@@ -1,0 +1,425 @@
+/**
+ * @fileoverview One kernel run, start to finish: load the image, decide the
+ * boot configuration, compile it in the requested mode, boot it on its own
+ * thread, drive a workload for a duration or an exact operation count, and
+ * measure.  Everything `kjit run` prints and `kjit bench` aggregates comes
+ * from here; the numbers are read from the kernel's control block, never
+ * estimated.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { ExitCode, KjitError } from '../errors.js';
+import { KernelState } from '../native/control-block.js';
+import { CodeRegion } from '../native/codemem.js';
+import { Context } from '../native/llvm.js';
+import { BUILD_IR } from '../paths.js';
+import { type BootConfig, parseBootParameters, resolveBootConfig } from './bootconfig.js';
+import { buildKernelImage } from './build-ir.js';
+import { type CompiledImage, type CompileReport, compileCounting, compileImage } from './compile.js';
+import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
+import { KernelInstance } from './instance.js';
+import { cpuFeatureBits, hostMachine, NIC_DEVICES, type NicModel } from './machine.js';
+import { modeByName, type ModeSpec } from './modes.js';
+
+export interface Progress {
+  elapsedS: number;
+  ops: number;
+  opsPerSec: number;
+  state: number;
+}
+
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  p999: number;
+  mean: number;
+  max: number;
+}
+
+export interface BootSummary {
+  /** From the clock start (process start for `kjit run`) to the first operation. */
+  ms: number;
+  functions_before: number;
+  functions_after: number;
+  code_bytes: number;
+  /** Where the time went. */
+  phases_ms: { load_ir: number; specialize: number; optimize: number; codegen: number; link: number; kernel_init: number };
+}
+
+export interface RunResult {
+  mode: string;
+  workload: string;
+  image: string;
+  seconds: number;
+  ops: number;
+  ops_per_sec: number;
+  cpu_ns_per_op: number;
+  latency_us: LatencySummary;
+  idle_fraction: number;
+  indirect_calls_per_op: number | null;
+  sysctl_loads_per_op: number | null;
+  checksum: string;
+  boot: BootSummary;
+  config: {
+    nic: string;
+    cpu: string;
+    features: string;
+    concurrency: number;
+    rate: number;
+    seed: string;
+    sysctls: Record<string, string>;
+  };
+  report: CompileReport;
+  log: string;
+}
+
+/** Process start on CLOCK_MONOTONIC (Node's hrtime uses the same clock). */
+export function processStartNs(): bigint {
+  return process.hrtime.bigint() - BigInt(Math.round(performance.now() * 1e6));
+}
+
+const DEFAULT_ARENA = 256 << 20;
+
+/* ---- latency histogram (mirrors kjit_lat_bucket in ir/runtime/kjit_cb.h) ---- */
+
+const LAT_SUB_BITS = 4;
+const LAT_MIN_SHIFT = 5;
+
+export function bucketBounds(b: number): [number, number] {
+  if (b < 1 << LAT_SUB_BITS) return b === 0 ? [0, 1 << LAT_MIN_SHIFT] : [0, 0];
+  const msb = (b >> LAT_SUB_BITS) + LAT_MIN_SHIFT - 1;
+  const sub = b & ((1 << LAT_SUB_BITS) - 1);
+  const width = 2 ** (msb - LAT_SUB_BITS);
+  const low = 2 ** msb + sub * width;
+  return [low, low + width];
+}
+
+export function latencyFromHistogram(hist: BigUint64Array, sumNs: bigint, maxNs: bigint): LatencySummary {
+  const counts = Array.from(hist, Number);
+  const total = counts.reduce((s, c) => s + c, 0);
+  const pct = (p: number): number => {
+    if (total === 0) return 0;
+    const target = p * total;
+    let seen = 0;
+    for (let b = 0; b < counts.length; b++) {
+      const c = counts[b]!;
+      if (c === 0) continue;
+      if (seen + c >= target) {
+        const [lo, hi] = bucketBounds(b);
+        return Math.min(lo + ((target - seen) / c) * (hi - lo), Number(maxNs));
+      }
+      seen += c;
+    }
+    return Number(maxNs);
+  };
+  const us = (ns: number) => Math.round(ns) / 1000;
+  return {
+    p50: us(pct(0.5)),
+    p99: us(pct(0.99)),
+    p999: us(pct(0.999)),
+    mean: total ? us(Number(sumNs) / total) : 0,
+    max: us(Number(maxNs)),
+  };
+}
+
+/* ---- the run ------------------------------------------------------------------ */
+
+function workloadId(image: Image, name: string): number {
+  const i = image.tables.workloads.indexOf(name);
+  if (i < 0) {
+    const known = image.tables.workloads.join(', ') || 'none';
+    throw new KjitError(`unknown workload '${name}' for image ${image.name}`, `use one of: ${known}`);
+  }
+  return i;
+}
+
+/** The reference image rebuilt from source with the boot-fixed values as -D constants. */
+async function tailoredImagePath(config: BootConfig): Promise<string> {
+  const defines = config.values
+    .filter((v) => v.bootFixed)
+    .map((v) => `KJIT_TAILOR_${v.sysctl.variable.replace(/^sysctl_/, '')}=${v.value}`)
+    .sort();
+  const tag = defines.join(',').replace(/[^A-Za-z0-9]+/g, '-').slice(0, 120);
+  const out = join(BUILD_IR, 'tailored', `kernel-${tag}.bc`);
+  if (!existsSync(out)) {
+    mkdirSync(join(BUILD_IR, 'tailored'), { recursive: true });
+    await buildKernelImage({ defines, out });
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Start the kernel, let it run (for `seconds` or to its op limit), stop and join it. */
+async function drive(instance: KernelInstance, req: { seconds?: number; onProgress?: (p: Progress) => void }): Promise<void> {
+  const cb = instance.cb;
+  instance.start();
+  let firstOpAt: number | null = null;
+  let lastReport = performance.now();
+  let stopping = false;
+  const joined = instance.join();
+  let finished = false;
+  void joined.then(() => (finished = true), () => (finished = true));
+  while (!finished) {
+    await Promise.race([sleep(20), joined]);
+    const state = cb.getNumber('state');
+    if (state === KernelState.FAULTED || state === KernelState.PANICKED) break;
+    if (firstOpAt === null && cb.get('t_first_op_ns') !== 0n) firstOpAt = performance.now();
+    const now = performance.now();
+    if (req.seconds !== undefined && !stopping && firstOpAt !== null && now - firstOpAt >= req.seconds * 1000) {
+      stopping = true;
+      instance.requestStop();
+    }
+    if (req.onProgress && now - lastReport >= 250 && firstOpAt !== null) {
+      lastReport = now;
+      const elapsedS = (now - firstOpAt) / 1000;
+      const ops = cb.getNumber('ops_done');
+      req.onProgress({ elapsedS, ops, opsPerSec: elapsedS > 0 ? ops / elapsedS : 0, state });
+    }
+  }
+  await joined;
+}
+
+interface Measured {
+  seconds: number;
+  ops: number;
+  checksum: bigint;
+  cpuNs: bigint;
+  idleNs: bigint;
+  latency: LatencySummary;
+  firstOpNs: bigint;
+  threadStartNs: bigint;
+  countIndirect: bigint;
+  countSysctl: bigint;
+  log: string;
+}
+
+function measure(instance: KernelInstance): Measured {
+  const cb = instance.cb;
+  const first = cb.get('t_first_op_ns');
+  const end = cb.get('t_end_ns');
+  return {
+    seconds: first && end > first ? Number(end - first) / 1e9 : 0,
+    ops: cb.getNumber('ops_done'),
+    checksum: cb.get('checksum'),
+    cpuNs: cb.get('cpu_end_ns') - cb.get('cpu_first_op_ns'),
+    idleNs: cb.get('idle_ns'),
+    latency: latencyFromHistogram(cb.array('lat_hist'), cb.get('lat_sum_ns'), cb.get('lat_max_ns')),
+    firstOpNs: first,
+    threadStartNs: cb.get('t_thread_ns'),
+    countIndirect: cb.get('count_indirect_calls'),
+    countSysctl: cb.get('count_sysctl_loads'),
+    log: cb.logText(),
+  };
+}
+
+export interface BootRequest {
+  image: ImageSpec;
+  mode: string;
+  nic: NicModel;
+  /** Boot parameters, `name=value`. */
+  sysctls: readonly string[];
+}
+
+/** An image compiled for one mode and machine: any number of runs can boot from it. */
+export interface PreparedBoot {
+  image: Image;
+  mode: ModeSpec;
+  config: BootConfig;
+  facts: { cpuFeatureBits: bigint; deviceIds: number[] };
+  compiled: CompiledImage;
+  loadMs: number;
+  /** Objects of the counting build (made on first use). */
+  countingObjects(): Uint8Array[];
+  dispose(): void;
+}
+
+export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
+  const mode: ModeSpec = modeByName(req.mode);
+  if (!NIC_DEVICES[req.nic]) {
+    throw new KjitError(`unknown NIC model '${req.nic}'`, `use one of: ${Object.keys(NIC_DEVICES).join(', ')}`);
+  }
+  const params = parseBootParameters(req.sysctls);
+  const t0 = performance.now();
+  const ctx = Context.create();
+  const owned: Image[] = [];
+  const release = () => {
+    for (const i of owned.reverse()) i.dispose();
+    ctx.dispose();
+  };
+  try {
+    const image = loadImage(ctx, req.image);
+    owned.push(image);
+    const machine = hostMachine(req.nic);
+    const facts = { cpuFeatureBits: cpuFeatureBits(machine, image.tables.cpuFeatureFlags), deviceIds: machine.devices.map((d) => d.id) };
+    const config = resolveBootConfig(image.tables, facts, params);
+    let source = image;
+    if (mode.tailored) {
+      if (req.image.path !== REFERENCE.path) {
+        throw new KjitError('the tailored mode rebuilds the reference kernel from source', 'use it without --image');
+      }
+      source = loadImage(ctx, { ...REFERENCE, path: await tailoredImagePath(config) });
+      owned.push(source);
+    }
+    const loadMs = performance.now() - t0;
+    CodeRegion.get();
+    const compiled = compileImage(source, mode, config);
+    let counting: Uint8Array[] | null = null;
+    return {
+      image,
+      mode,
+      config,
+      facts,
+      compiled,
+      loadMs,
+      countingObjects: () => (counting ??= compileCounting(compiled, new Set(image.tables.sysctls.map((s) => s.variable)))),
+      dispose: () => {
+        compiled.optimized.dispose();
+        release();
+      },
+    };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+export interface ExecuteRequest {
+  workload?: string;
+  /** Run for this long (from the first operation) ... */
+  seconds?: number;
+  /** ... or exactly this many operations. */
+  ops?: bigint;
+  /** Open-loop arrival rate in ops/s; 0 = closed loop. */
+  rate: number;
+  concurrency: number;
+  seed: bigint;
+  /** Workload parameter (phases: operations per phase); 0 = the image's default. */
+  workloadArg?: bigint;
+  /** Also run a counting build to measure indirect calls and sysctl loads per operation. */
+  counting: boolean;
+  countingOps?: bigint;
+  /** CLOCK_MONOTONIC ns the boot clock starts at (default: when this process started). */
+  clockStartNs?: bigint;
+  arenaBytes?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+function validate(req: ExecuteRequest): void {
+  if (req.seconds === undefined && req.ops === undefined) throw new Error('a run needs seconds or ops');
+  if (req.seconds !== undefined && !(req.seconds > 0)) {
+    throw new KjitError(`--seconds must be positive (got ${req.seconds})`, 'pass a duration such as --seconds 5, or --ops N');
+  }
+  if (req.ops !== undefined && req.ops <= 0n) throw new KjitError(`--ops must be positive (got ${req.ops})`, 'pass a count such as --ops 100000');
+  if (!(Number.isInteger(req.concurrency) && req.concurrency >= 1 && req.concurrency <= 64)) {
+    throw new KjitError(`--concurrency ${req.concurrency} is out of range`, 'use an integer from 1 to 64');
+  }
+  if (!(req.rate >= 0 && Number.isFinite(req.rate))) {
+    throw new KjitError(`--rate ${req.rate} is not a rate`, 'pass operations per second, e.g. --rate 20000');
+  }
+}
+
+/** Boot a prepared image on a fresh JIT and kernel thread, run the workload, measure. */
+export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<RunResult> {
+  validate(req);
+  const clockStart = req.clockStartNs ?? processStartNs();
+  const workloadName = req.workload ?? p.image.tables.workloads[0] ?? 'entry';
+  const workload = workloadId(p.image, workloadName);
+  const opts = {
+    workload,
+    seed: req.seed,
+    opsLimit: req.ops ?? 0n,
+    rate: req.rate,
+    concurrency: req.concurrency,
+    workloadArg: req.workloadArg ?? 0n,
+    arenaBytes: req.arenaBytes ?? DEFAULT_ARENA,
+    cpuFeatureBits: p.facts.cpuFeatureBits,
+    deviceIds: p.facts.deviceIds,
+    config: p.config,
+  };
+  const instance = KernelInstance.load(p.compiled.objects, opts);
+  let m: Measured;
+  try {
+    await drive(instance, { ...(req.seconds !== undefined ? { seconds: req.seconds } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
+    instance.checkHealthy(instance.cb.get('t_first_op_ns') === 0n ? 'during boot' : 'while running the workload');
+    if (instance.cb.getNumber('state') !== KernelState.STOPPED) {
+      throw new KjitError('the kernel thread returned without stopping cleanly', 'run with --log to see the kernel log', ExitCode.KERNEL_FAULT);
+    }
+    m = measure(instance);
+  } catch (e) {
+    if (e instanceof KjitError && process.env.KJIT_LOG) process.stderr.write(instance.cb.logText());
+    throw e;
+  } finally {
+    await instance.dispose();
+  }
+  if (m.ops === 0) {
+    throw new KjitError('the kernel completed no operation', 'run longer, or check the workload with --log', ExitCode.FAILURE);
+  }
+
+  let perOp: { indirect: number; sysctl: number } | null = null;
+  if (req.counting) {
+    const countOps = req.countingOps ?? (req.ops !== undefined && req.ops < 20000n ? req.ops : 20000n);
+    const counter = KernelInstance.load(p.countingObjects(), { ...opts, opsLimit: countOps, rate: 0 });
+    try {
+      await drive(counter, {});
+      counter.checkHealthy('in the counting build');
+      const c = measure(counter);
+      perOp = { indirect: Number(c.countIndirect) / c.ops, sysctl: Number(c.countSysctl) / c.ops };
+    } finally {
+      await counter.dispose();
+    }
+  }
+
+  const r = p.compiled.report;
+  return {
+    mode: p.mode.name,
+    workload: workloadName,
+    image: p.image.spec.path,
+    seconds: m.seconds,
+    ops: m.ops,
+    ops_per_sec: m.seconds > 0 ? m.ops / m.seconds : 0,
+    cpu_ns_per_op: Number(m.cpuNs) / m.ops,
+    latency_us: m.latency,
+    idle_fraction: m.seconds > 0 ? Math.min(1, Number(m.idleNs) / 1e9 / m.seconds) : 0,
+    indirect_calls_per_op: perOp ? perOp.indirect : null,
+    sysctl_loads_per_op: perOp ? perOp.sysctl : null,
+    checksum: `0x${m.checksum.toString(16).padStart(16, '0')}`,
+    boot: {
+      ms: Number(m.firstOpNs - clockStart) / 1e6,
+      functions_before: r.functionsBefore,
+      functions_after: r.functionsAfter,
+      code_bytes: r.objectBytes,
+      phases_ms: {
+        load_ir: p.loadMs,
+        specialize: r.ms.specialize,
+        optimize: r.ms.optimize,
+        codegen: r.ms.codegen,
+        link: instance.linkMs,
+        kernel_init: Number(m.firstOpNs - m.threadStartNs) / 1e6,
+      },
+    },
+    config: {
+      nic: p.config.chosen.find((a) => a.kind === 1n)?.name ?? 'none',
+      cpu: p.compiled.target.cpu,
+      features: p.compiled.target.features,
+      concurrency: req.concurrency,
+      rate: req.rate,
+      seed: req.seed.toString(),
+      sysctls: Object.fromEntries(p.config.values.map((v) => [v.sysctl.name, `${v.value} (${v.source}${v.bootFixed ? ', boot-fixed' : ''})`])),
+    },
+    report: r,
+    log: m.log,
+  };
+}
+
+/** prepareBoot + execute + release: what `kjit run` does. */
+export async function runKernel(req: BootRequest & ExecuteRequest): Promise<RunResult> {
+  const clockStartNs = req.clockStartNs ?? processStartNs();
+  const p = await prepareBoot(req);
+  try {
+    return await execute(p, { ...req, clockStartNs });
+  } finally {
+    p.dispose();
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * @fileoverview The code region (ir/runtime/codemem.c) seen from the host.
+ * kjit compiles the code-memory manager once per process in a small loader
+ * LLJIT that uses LLVM's own memory manager, reserves the region, and hands
+ * its functions to every kernel LLJIT as the RTDyld memory-manager callbacks
+ * (docs/llvm-notes.md).  The region outlives every kernel JIT of the process.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+
+import koffi from 'koffi';
+
+import { KjitError } from '../errors.js';
+import { CODEMEM_IR } from '../paths.js';
+import { Context, createRTDyldLayerFunctionAddress, LLJIT, Module, TargetMachine } from './llvm.js';
+
+/** Largest region: every rel32 between two pieces of JIT code must reach. */
+export const REGION_BYTES = 1 << 30;
+
+export interface CodeRegionStats {
+  bytesInUse: number;
+  peakBytes: number;
+  limitBytes: number;
+  regionBytes: number;
+  liveObjects: number;
+  objectsEver: number;
+  failedAllocations: number;
+}
+
+export class CodeRegion {
+  private static instance: CodeRegion | undefined;
+
+  readonly base: bigint;
+  readonly alias: bigint;
+  readonly size: number;
+  /** For LLJIT.create({ creator }). */
+  readonly creator: { fn: bigint; ctx: bigint };
+  private readonly fns: Record<string, bigint>;
+  private readonly loader: LLJIT;
+
+  private constructor(loader: LLJIT, fns: Record<string, bigint>) {
+    this.loader = loader;
+    this.fns = fns;
+    this.base = koffi.call(fns.kjit_codemem_base!, koffi.proto('uint64_t codemem_base_t(void)')) as bigint;
+    this.alias = koffi.call(fns.kjit_codemem_alias!, koffi.proto('uint64_t codemem_alias_t(void)')) as bigint;
+    this.size = Number(koffi.call(fns.kjit_codemem_size!, koffi.proto('uint64_t codemem_size_t(void)')));
+    this.creator = { fn: fns.kjit_codemem_layer_creator!, ctx: createRTDyldLayerFunctionAddress() };
+  }
+
+  /** The process's region, created on first use. */
+  static get(): CodeRegion {
+    if (CodeRegion.instance) return CodeRegion.instance;
+    if (!existsSync(CODEMEM_IR)) {
+      throw new KjitError(`kjit's code-memory manager IR (${CODEMEM_IR}) is missing`, 'run `npm run setup`', 1);
+    }
+    const ctx = Context.create();
+    const m = Module.parseBitcode(ctx, readFileSync(CODEMEM_IR), 'codemem');
+    using tm = TargetMachine.create({
+      triple: 'x86_64-pc-linux-gnu',
+      cpu: 'x86-64',
+      features: '',
+      optLevel: 2,
+      relocModel: 'pic',
+      codeModel: 'small',
+    });
+    m.runPasses('default<O2>', tm);
+    const object = tm.emitObject(m);
+    m.dispose();
+    ctx.dispose();
+    /* LLVM's default memory manager places the loader itself. */
+    const loader = LLJIT.create();
+    loader.addProcessSymbols();
+    loader.addObject(object);
+    const names = [
+      'kjit_codemem_init', 'kjit_codemem_release', 'kjit_codemem_base', 'kjit_codemem_alias', 'kjit_codemem_size',
+      'kjit_codemem_set_limit', 'kjit_codemem_stats', 'kjit_codemem_last_code', 'kjit_codemem_layer_creator',
+    ];
+    const fns = Object.fromEntries(names.map((n) => [n, loader.lookup(n)]));
+    const rc = koffi.call(fns.kjit_codemem_init!, koffi.proto('int codemem_init_t(uint64_t)'), REGION_BYTES) as number;
+    if (rc !== 0) {
+      loader.dispose();
+      throw new KjitError(`cannot reserve the ${REGION_BYTES >> 20} MiB code region (errno ${-rc})`, 'check the address-space limit (ulimit -v)', 1);
+    }
+    CodeRegion.instance = new CodeRegion(loader, fns);
+    return CodeRegion.instance;
+  }
+
+  stats(): CodeRegionStats {
+    const out = new BigUint64Array(8);
+    koffi.call(this.fns.kjit_codemem_stats!, koffi.proto('void codemem_stats_t(_Out_ uint64_t *out)'), out);
+    const n = (i: number) => Number(out[i]);
+    return {
+      bytesInUse: n(0),
+      peakBytes: n(1),
+      limitBytes: n(2),
+      regionBytes: n(3),
+      liveObjects: n(4),
+      objectsEver: n(5),
+      failedAllocations: n(6),
+    };
+  }
+
+  /** Limit the bytes objects may hold (the memory grant, later). */
+  setLimit(bytes: number): void {
+    koffi.call(this.fns.kjit_codemem_set_limit!, koffi.proto('void codemem_limit_t(uint64_t)'), bytes);
+  }
+
+  /** Compiled code of the loader JIT (the memory manager itself), for diagnostics. */
+  get loaderJit(): LLJIT {
+    return this.loader;
+  }
+
+  contains(address: bigint): boolean {
+    return address >= this.base && address < this.base + BigInt(this.size);
+  }
+}

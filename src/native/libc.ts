@@ -1,0 +1,115 @@
+/**
+ * @fileoverview The few libc calls kjit makes from JavaScript: starting and
+ * joining the kernel thread, its CPU clock, the machine's memory (the arena),
+ * futex wake-ups, and raw word access to native memory.
+ */
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+koffi.struct('kjit_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
+
+const fns = {
+  pthread_create: libc.func('int pthread_create(_Out_ uint64_t *thread, void *attr, void *start, void *arg)'),
+  pthread_join: libc.func('int pthread_join(uint64_t thread, void *retval)'),
+  pthread_getcpuclockid: libc.func('int pthread_getcpuclockid(uint64_t thread, _Out_ int *clock)'),
+  clock_gettime: libc.func('int clock_gettime(int clock, _Out_ kjit_timespec *ts)'),
+  mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
+  munmap: libc.func('int munmap(void *addr, size_t len)'),
+  syscall3: libc.func('long syscall(long nr, ...)'),
+  strerror: libc.func('const char *strerror(int errnum)'),
+};
+
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_PRIVATE = 0x02;
+const MAP_ANONYMOUS = 0x20;
+const MAP_NORESERVE = 0x4000;
+const MAP_FAILED = 0xffffffffffffffffn;
+const SYS_futex = 202;
+const FUTEX_WAKE_PRIVATE = 1 | 128;
+export const CLOCK_MONOTONIC = 1;
+
+export class NativeError extends Error {
+  readonly errno: number;
+  constructor(call: string, errno: number) {
+    super(`${call} failed: ${fns.strerror(errno) as string} (errno ${errno})`);
+    this.name = 'NativeError';
+    this.errno = errno;
+  }
+}
+
+/** Start a native thread at `start(arg)` (a JIT function address). Returns its pthread_t. */
+export function pthreadCreate(start: bigint, arg: bigint): bigint {
+  const tid: (bigint | number)[] = [0];
+  const rc = fns.pthread_create(tid, null, start, arg === 0n ? null : arg) as number;
+  if (rc !== 0) throw new NativeError('pthread_create', rc);
+  return BigInt(tid[0]!);
+}
+
+/** pthread_join on a libuv worker thread, so the event loop keeps running. */
+export function pthreadJoinAsync(thread: bigint): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fns.pthread_join.async(thread, null, (err: unknown, rc: number) => {
+      if (err) reject(err as Error);
+      else if (rc !== 0) reject(new NativeError('pthread_join', rc));
+      else resolve();
+    });
+  });
+}
+
+function readClock(clock: number): bigint {
+  const ts: Record<string, bigint | number> = {};
+  if ((fns.clock_gettime(clock, ts) as number) !== 0) throw new Error(`clock_gettime(${clock}) failed`);
+  return BigInt(ts.tv_sec!) * 1_000_000_000n + BigInt(ts.tv_nsec!);
+}
+
+/** CPU time a running thread has used, in ns. */
+export function threadCpuNs(thread: bigint): bigint {
+  const clock = [0];
+  const rc = fns.pthread_getcpuclockid(thread, clock) as number;
+  if (rc !== 0) throw new NativeError('pthread_getcpuclockid', rc);
+  return readClock(clock[0]!);
+}
+
+/** CLOCK_MONOTONIC in ns: the clock the kernel's timestamps use. */
+export function monotonicNs(): bigint {
+  return readClock(CLOCK_MONOTONIC);
+}
+
+/** Reserve `bytes` of zeroed read-write memory (pages appear on first touch). */
+export function mmapAnonymous(bytes: number): bigint {
+  const p = fns.mmap(null, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) as bigint | null;
+  if (p === null || BigInt(p) === MAP_FAILED) throw new Error(`mmap of ${bytes} bytes failed`);
+  return BigInt(p);
+}
+
+export function munmap(addr: bigint, bytes: number): void {
+  if ((fns.munmap(addr, bytes) as number) !== 0) throw new Error(`munmap(0x${addr.toString(16)}, ${bytes}) failed`);
+}
+
+export function readU64(addr: bigint): bigint {
+  return new BigUint64Array(koffi.view(addr, 8))[0]!;
+}
+
+export function writeU64(addr: bigint, value: bigint): void {
+  new BigUint64Array(koffi.view(addr, 8))[0] = BigInt.asUintN(64, value);
+}
+
+export function writeI64(addr: bigint, value: bigint): void {
+  new BigInt64Array(koffi.view(addr, 8))[0] = BigInt.asIntN(64, value);
+}
+
+/**
+ * Add `n` to a 32-bit word.  Not an atomic read-modify-write: only for words
+ * the host is the sole writer of (the doorbell), which the kernel only reads.
+ */
+export function bumpU32(addr: bigint, n: number): void {
+  const w = new Uint32Array(koffi.view(addr, 4));
+  w[0] = (w[0]! + n) >>> 0;
+}
+
+/** Wake up to `n` threads waiting on the futex word at `addr` (private futex). */
+export function futexWake(addr: bigint, n: number): number {
+  return Number(fns.syscall3(SYS_futex, 'void *', addr, 'int', FUTEX_WAKE_PRIVATE, 'int', n));
+}
