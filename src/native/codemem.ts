@@ -40,9 +40,9 @@ export class CodeRegion {
   private constructor(loader: LLJIT, fns: Record<string, bigint>) {
     this.loader = loader;
     this.fns = fns;
-    this.base = koffi.call(fns.kjit_codemem_base!, koffi.proto('uint64_t codemem_base_t(void)')) as bigint;
-    this.alias = koffi.call(fns.kjit_codemem_alias!, koffi.proto('uint64_t codemem_alias_t(void)')) as bigint;
-    this.size = Number(koffi.call(fns.kjit_codemem_size!, koffi.proto('uint64_t codemem_size_t(void)')));
+    this.base = BigInt(koffi.call(fns.kjit_codemem_base!, koffi.proto('uint64_t (void)')) as number | bigint);
+    this.alias = BigInt(koffi.call(fns.kjit_codemem_alias!, koffi.proto('uint64_t (void)')) as number | bigint);
+    this.size = Number(koffi.call(fns.kjit_codemem_size!, koffi.proto('uint64_t (void)')));
     this.creator = { fn: fns.kjit_codemem_layer_creator!, ctx: createRTDyldLayerFunctionAddress() };
   }
 
@@ -75,7 +75,7 @@ export class CodeRegion {
       'kjit_codemem_set_limit', 'kjit_codemem_stats', 'kjit_codemem_last_code', 'kjit_codemem_layer_creator',
     ];
     const fns = Object.fromEntries(names.map((n) => [n, loader.lookup(n)]));
-    const rc = koffi.call(fns.kjit_codemem_init!, koffi.proto('int codemem_init_t(uint64_t)'), REGION_BYTES) as number;
+    const rc = koffi.call(fns.kjit_codemem_init!, koffi.proto('int (uint64_t)'), REGION_BYTES) as number;
     if (rc !== 0) {
       loader.dispose();
       throw new KjitError(`cannot reserve the ${REGION_BYTES >> 20} MiB code region (errno ${-rc})`, 'check the address-space limit (ulimit -v)', 1);
@@ -86,7 +86,7 @@ export class CodeRegion {
 
   stats(): CodeRegionStats {
     const out = new BigUint64Array(8);
-    koffi.call(this.fns.kjit_codemem_stats!, koffi.proto('void codemem_stats_t(_Out_ uint64_t *out)'), out);
+    koffi.call(this.fns.kjit_codemem_stats!, koffi.proto('void (_Out_ uint64_t *out)'), out);
     const n = (i: number) => Number(out[i]);
     return {
       bytesInUse: n(0),
@@ -101,7 +101,7 @@ export class CodeRegion {
 
   /** Limit the bytes objects may hold (the memory grant, later). */
   setLimit(bytes: number): void {
-    koffi.call(this.fns.kjit_codemem_set_limit!, koffi.proto('void codemem_limit_t(uint64_t)'), bytes);
+    koffi.call(this.fns.kjit_codemem_set_limit!, koffi.proto('void (uint64_t)'), bytes);
   }
 
   /** Compiled code of the loader JIT (the memory manager itself), for diagnostics. */

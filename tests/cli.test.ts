@@ -1,0 +1,163 @@
+// The kjit command with foreign images and bad input: each bad input gives
+// one line naming the problem and the fix, a non-zero exit, and no native
+// crash or JavaScript stack trace.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const KJIT = join(import.meta.dirname, '..', 'bin', 'kjit.js');
+let dir = '';
+
+function kjit(...args: string[]) {
+  const r = spawnSync(process.execPath, [KJIT, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+function compileC(name: string, source: string): string {
+  const c = join(dir, `${name}.c`);
+  const bc = join(dir, `${name}.bc`);
+  writeFileSync(c, source);
+  const r = spawnSync('clang-19', ['-O2', '-Xclang', '-disable-llvm-passes', '-emit-llvm', '-c', c, '-o', bc], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return bc;
+}
+
+function file(name: string, content: string | Buffer): string {
+  const p = join(dir, name);
+  writeFileSync(p, content);
+  return p;
+}
+
+/** A one-line kjit error: exit code, the problem, a fix, nothing else. */
+function expectCleanError(r: ReturnType<typeof kjit>, code: number, problem: RegExp): void {
+  expect(r.signal).toBeNull();
+  expect(r.status).toBe(code);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^kjit: .* — fix: .+/);
+  expect(lines[0]).toMatch(problem);
+  expect(r.stderr).not.toMatch(/\n\s+at |Segmentation|Aborted|core dumped/);
+}
+
+let counter = '';
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kjit-cli-'));
+  counter = compileC(
+    'counter',
+    `#include <stdint.h>
+static uint64_t state;
+void init(void) { state = 12345; }
+uint64_t step(uint64_t i) { state = state * 6364136223846793005ull + i; return state >> 17; }
+uint32_t narrow(uint32_t i) { return i * 3u; }
+`,
+  );
+});
+
+describe('foreign images', () => {
+  it('runs an image that follows the contract, with the same checksum in stock and boot', () => {
+    const sums = ['stock', 'boot'].map((mode) => {
+      const r = kjit('run', '--image', counter, '--init', 'init', '--entry', 'step', '--ops', '50000', '--mode', mode, '--json');
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.ops).toBe(50000);
+      expect(j.mode).toBe(mode);
+      expect(j.ops_per_sec).toBeGreaterThan(0);
+      for (const k of ['seconds', 'cpu_ns_per_op', 'idle_fraction', 'indirect_calls_per_op', 'sysctl_loads_per_op']) {
+        expect(typeof j[k]).toBe('number');
+      }
+      expect(Object.keys(j.latency_us)).toEqual(expect.arrayContaining(['p50', 'p99', 'p999']));
+      expect(Object.keys(j.boot)).toEqual(expect.arrayContaining(['ms', 'functions_before', 'functions_after', 'code_bytes']));
+      return j.checksum as string;
+    });
+    expect(sums[0]).toMatch(/^0x[0-9a-f]{16}$/);
+    expect(sums[1]).toBe(sums[0]);
+    /* a different operation count gives a different checksum */
+    const other = JSON.parse(kjit('run', '--image', counter, '--init', 'init', '--entry', 'step', '--ops', '50001', '--json', '--no-count').stdout);
+    expect(other.checksum).not.toBe(sums[0]);
+  });
+
+  it('accepts narrower integer entry signatures', () => {
+    const r = kjit('run', '--image', counter, '--init', 'init', '--entry', 'narrow', '--ops', '1000', '--json', '--no-count');
+    expect(r.status).toBe(0);
+  });
+
+  it('reads text IR images', () => {
+    const ll = file('text.ll', 'define void @init() {\n  ret void\n}\ndefine i64 @entry(i64 %i) {\n  %r = mul i64 %i, 7\n  ret i64 %r\n}\n');
+    const r = kjit('run', '--image', ll, '--init', 'init', '--entry', 'entry', '--ops', '1000', '--json', '--no-count');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).ops).toBe(1000);
+  });
+});
+
+describe('bad input', () => {
+  it('a missing image', () => {
+    expectCleanError(kjit('run', '--image', join(dir, 'nope.bc'), '--entry', 'step'), 2, /does not exist/);
+  });
+
+  it('a corrupt bitcode image', () => {
+    const bad = file('corrupt.bc', Buffer.concat([Buffer.from([0x42, 0x43, 0xc0, 0xde]), Buffer.alloc(64, 0x5a)]));
+    expectCleanError(kjit('run', '--image', bad, '--entry', 'step'), 2, /corrupt LLVM bitcode/);
+  });
+
+  it('a truncated bitcode image', () => {
+    const full = readFileSync(counter);
+    const cut = file('truncated.bc', full.subarray(0, Math.floor(full.length / 2)));
+    expectCleanError(kjit('run', '--image', cut, '--entry', 'step'), 2, /corrupt LLVM bitcode/);
+  });
+
+  it('text IR that does not parse', () => {
+    const bad = file('bad.ll', 'define i64 @entry(i64 %i) {\n  %r = frobnicate i64 %i\n  ret i64 %r\n}\n');
+    expectCleanError(kjit('run', '--image', bad, '--entry', 'entry'), 2, /not valid LLVM IR.*frobnicate|not valid LLVM IR/);
+  });
+
+  it('IR that fails verification', () => {
+    const bad = file('unverified.ll', 'define void @init() {\n  %x = add i32 %y, 1\n  %y = add i32 %x, 1\n  ret void\n}\ndefine i64 @entry(i64 %i) {\n  ret i64 %i\n}\n');
+    expectCleanError(kjit('run', '--image', bad, '--init', 'init', '--entry', 'entry'), 2, /fails LLVM verification: .*dominate/);
+  });
+
+  it('a missing init symbol', () => {
+    expectCleanError(kjit('run', '--image', counter, '--init', 'setup', '--entry', 'step'), 2, /no function 'setup' \(--init\)/);
+  });
+
+  it('a missing entry symbol', () => {
+    expectCleanError(kjit('run', '--image', counter, '--init', 'init', '--entry', 'go'), 2, /no function 'go' \(--entry\)/);
+  });
+
+  it('an entry with the wrong signature', () => {
+    const bad = compileC('sig', 'void init(void) {}\nvoid entry(double x) {}\n');
+    expectCleanError(kjit('run', '--image', bad, '--init', 'init', '--entry', 'entry'), 2, /entry function 'entry' has type/);
+  });
+
+  it('an unknown workload', () => {
+    expectCleanError(kjit('run', '--image', counter, '--init', 'init', '--entry', 'step', '--workload', 'mail', '--ops', '10'), 2, /unknown workload 'mail'/);
+  });
+
+  it('an unknown mode', () => {
+    expectCleanError(kjit('run', '--image', counter, '--init', 'init', '--entry', 'step', '--mode', 'turbo', '--ops', '10'), 2, /unknown mode 'turbo'/);
+  });
+
+  it('an unknown command and an unknown flag', () => {
+    expectCleanError(kjit('fly'), 2, /unknown command 'fly'/);
+    expectCleanError(kjit('run', '--speed', '3'), 2, /--speed/);
+  });
+
+  it('a kernel that faults during boot', () => {
+    const bad = compileC('fault', '#include <stdint.h>\nvoid init(void) { *(volatile int *)8 = 1; }\nuint64_t entry(uint64_t i) { return i; }\n');
+    const r = kjit('run', '--image', bad, '--init', 'init', '--entry', 'entry', '--ops', '10');
+    expectCleanError(r, 3, /faulted during boot: SIGSEGV at address 0x8/);
+  });
+
+  it('a kernel that faults while running', () => {
+    const bad = compileC(
+      'fault2',
+      '#include <stdint.h>\nvoid init(void) {}\nuint64_t entry(uint64_t i) { if (i == 500) return *(volatile uint64_t *)16; return i; }\n',
+    );
+    /* stock: compiled per file, so entry is not inlined into the runtime's loop and the fault is named after it */
+    const r = kjit('run', '--image', bad, '--init', 'init', '--entry', 'entry', '--ops', '1000', '--mode', 'stock');
+    expectCleanError(r, 3, /faulted while running the workload: SIGSEGV at address 0x10, pc 0x[0-9a-f]+ \(entry\+0x[0-9a-f]+\)/);
+  });
+});
