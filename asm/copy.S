@@ -96,3 +96,6 @@ kmemmove_asm:
 	rep movsb
 	ret
 	.size	kmemmove_asm, .-kmemmove_asm
+
+/* No executable stack needed. */
+	.section .note.GNU-stack,"",@progbits

@@ -32,3 +32,6 @@ rdtsc_ordered:
 	orq	%rdx, %rax
 	ret
 	.size	rdtsc_ordered, .-rdtsc_ordered
+
+/* No executable stack needed. */
+	.section .note.GNU-stack,"",@progbits

@@ -85,3 +85,6 @@ crc32c_sse42:
 .Lcrc_done:
 	ret
 	.size	crc32c_sse42, .-crc32c_sse42
+
+/* No executable stack needed. */
+	.section .note.GNU-stack,"",@progbits

@@ -45,3 +45,6 @@ task_trampoline:
 	call	task_entry@PLT
 	ud2
 	.size	task_trampoline, .-task_trampoline
+
+/* No executable stack needed. */
+	.section .note.GNU-stack,"",@progbits

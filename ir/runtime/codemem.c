@@ -24,7 +24,9 @@
  * object (its ORC resource tracker was removed) returns exactly its pages:
  * they go back to PROT_NONE and their memory is released (hole punched).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>

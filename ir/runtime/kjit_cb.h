@@ -64,6 +64,8 @@ enum kjit_state {
   X(t_thread_ns, 1, "CLOCK_MONOTONIC when the kernel thread started")                \
   X(t_first_op_ns, 1, "CLOCK_MONOTONIC when the first operation was handed out")     \
   X(t_end_ns, 1, "CLOCK_MONOTONIC when the kernel thread finished")                  \
+  X(cpu_first_op_ns, 1, "kernel thread CPU time (CLOCK_THREAD_CPUTIME_ID) at the first operation") \
+  X(cpu_end_ns, 1, "kernel thread CPU time when it finished")                        \
   X(t_origin_ns, 1, "open loop: arrival time of operation 0")                        \
   X(ops_issued, 1, "operations handed to the kernel")                                \
   X(ops_done, 1, "operations completed")                                             \

@@ -8,7 +8,9 @@
  * Nothing here runs on the JavaScript thread: the host starts
  * kjit_thread_main with pthread_create and only reads and writes memory.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
@@ -65,6 +68,12 @@ uint64_t kjit_image_entry(uint64_t i);
 
 #define LOAD(f) __atomic_load_n(&kjit_cb.f[0], __ATOMIC_RELAXED)
 #define STORE(f, v) __atomic_store_n(&kjit_cb.f[0], (uint64_t)(v), __ATOMIC_RELAXED)
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 uint64_t kjit_now_ns(void) {
   struct timespec ts;
@@ -121,7 +130,10 @@ int64_t kjit_op_next(uint64_t *arrival_ns) {
     }
     *arrival_ns = at;
   }
-  if (issued == 0) STORE(t_first_op_ns, now);
+  if (issued == 0) {
+    STORE(t_first_op_ns, now);
+    STORE(cpu_first_op_ns, thread_cpu_ns());
+  }
   STORE(ops_issued, issued + 1);
   return (int64_t)issued;
 }
@@ -291,14 +303,17 @@ static int alternative_matches(const struct kjit_alternative *a) {
  * table order, whose requirement the machine meets.  Explicit values (boot
  * parameters, or the values kjit folded in boot mode) are kept. */
 void kjit_select_alternatives(void) {
+  /* The image's table replaces the one-row weak default above at link time
+   * and is longer: index it through a pointer, never through the [1] type
+   * this file sees (that would be out of bounds as far as C is concerned). */
+  const struct kjit_alternative *alts = kjit_alternatives;
   for (uint64_t i = 0; i < kjit_nalternatives; i++) {
-    const struct kjit_alternative *a = &kjit_alternatives[i];
+    const struct kjit_alternative *a = &alts[i];
     if (*a->selector != -1) continue;
     if (alternative_matches(a)) *a->selector = a->value;
   }
   for (uint64_t i = 0; i < kjit_nalternatives; i++)
-    if (*kjit_alternatives[i].selector == -1)
-      kjit_panic("no alternative matches this machine for a selector sysctl");
+    if (*alts[i].selector == -1) kjit_panic("no alternative matches this machine for a selector sysctl");
 }
 
 /* ---- the kernel thread --------------------------------------------------- */
@@ -320,6 +335,9 @@ static void entry_loop(void) {
 void *kjit_thread_main(void *arg) {
   (void)arg;
   kernel_thread = pthread_self();
+  /* Idle blocks end at an operation's arrival time: without this, Linux's
+   * default 50 us timer slack would add to every open-loop latency. */
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   STORE(magic, KJIT_CB_MAGIC);
   STORE(version, KJIT_CB_VERSION);
   STORE(size, sizeof(struct kjit_cb));
@@ -339,6 +357,7 @@ void *kjit_thread_main(void *arg) {
   }
   kernel_thread_live = 0;
   remove_fault_handlers();
+  STORE(cpu_end_ns, thread_cpu_ns());
   STORE(t_end_ns, kjit_now_ns());
   /* Wake anyone waiting on the doorbell for our exit (the host polls state). */
   return NULL;

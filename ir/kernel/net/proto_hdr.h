@@ -103,11 +103,19 @@ struct icmphdr {
  * own checksum sums to all ones). */
 static inline u16 ip_fast_csum(const void *iph, unsigned ihl) { return csum_fold(csum_partial(iph, ihl * 4u, 0)); }
 
-/* Partial sum of the TCP/UDP pseudo-header (addresses as on the wire). The
- * accumulator is 64 bits wide and csum_fold adds the carries back, so the
- * words may be added unfolded. */
+/* One's-complement addition of two 64-bit partial sums: the carry out of
+ * bit 63 comes back in at bit 0. */
+static inline u64 csum_add64(u64 a, u64 b) {
+  u64 r = a + b;
+  return r + (r < b);
+}
+
+/* Partial sum of the TCP/UDP pseudo-header (addresses as on the wire).  The
+ * pseudo-header words are added unfolded (they stay far below 2^64), but
+ * `sum` may use all 64 bits (csum_partial_adc's does), so it is added with
+ * the end-around carry: dropping that carry would change the checksum. */
 static inline u64 csum_tcpudp_nofold(be32 saddr, be32 daddr, u32 len, u8 proto, u64 sum) {
-  return sum + saddr + daddr + htons((u16)len) + htons(proto);
+  return csum_add64(sum, (u64)saddr + daddr + htons((u16)len) + htons(proto));
 }
 
 static inline u16 csum_tcpudp_magic(be32 saddr, be32 daddr, u32 len, u8 proto, u64 sum) {

@@ -242,7 +242,10 @@ static long sys_accept(u64 fd, u64 uaddr, u64 ulen, u64 d, u64 e, u64 f) {
   be16 port = sk->fport;
   long newfd = sock_map_fd(sk, 0);
   if (newfd < 0) return newfd;
-  if ((err = sock_put_addr(uaddr, ulen, peer, port))) return err;
+  if ((err = sock_put_addr(uaddr, ulen, peer, port))) {
+    fd_close((int)newfd); /* the caller never learns the descriptor: do not leak it */
+    return err;
+  }
   return newfd;
 }
 
