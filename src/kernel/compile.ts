@@ -12,6 +12,8 @@ import type { ModeSpec } from './modes.js';
 import {
   definedFunctionNames,
   detachImplementations,
+  internalizeFunctions,
+  restoreExternal,
   type FoldReport,
   foldLoads,
   instrumentCounts,
@@ -63,7 +65,8 @@ export interface CompiledImage {
   target: TargetSpec;
 }
 
-function makeTargetMachine(t: TargetSpec): TargetMachine {
+/** kjit's target machine for code in the code region: PIC, small code model. */
+export function makeTargetMachine(t: TargetSpec): TargetMachine {
   return TargetMachine.create({
     triple: TRIPLE,
     cpu: t.cpu,
@@ -99,24 +102,35 @@ export function compileImage(image: Image, mode: ModeSpec, config: BootConfig): 
   const m = image.pristine.clone();
   let done = false;
   try {
+    /* Functions the assembly calls (e.g. task_entry from the context switch)
+     * must keep their symbols: the asm object links to them by name. */
+    const asmWords = new Set(m.inlineAsm.match(/[A-Za-z_.$][\w.$]*/g) ?? []);
     const asmObject = emitAssembly(m);
     const before = definedFunctionNames(m);
+    const pinned = (name: string) => name.startsWith('kjit_') || asmWords.has(name);
 
-    /* 1. devirtualization: unused device drivers lose their operations tables */
+    /* 1. devirtualization: the operations tables of devices this machine does
+     * not have are emptied (the tables stay, as state), and every function
+     * only they reached is deleted. */
     const removedReasons = new Map<string, string>();
     if (mode.devirtualize && config.absentDevices.length) {
-      const tables = config.absentDevices.map((a) => a.impl).filter((x): x is string => !!x);
-      detachImplementations(m, tables);
+      const external = internalizeFunctions(m, pinned);
+      /* first what nothing references at all, so it is not blamed on a driver */
+      m.runPasses('globaldce', null);
+      const reachable = definedFunctionNames(m);
+      for (const name of before) if (!reachable.has(name)) removedReasons.set(name, 'never referenced');
+      detachImplementations(m, config.absentDevices.map((a) => a.impl).filter((x): x is string => !!x));
+      m.runPasses('globaldce', null);
       const alive = definedFunctionNames(m);
-      m.runPasses('globaldce', null); /* only local (static) functions can go */
-      const after = definedFunctionNames(m);
-      for (const name of alive) {
-        if (!after.has(name)) {
-          const alt = config.absentDevices.find((a) => a.impl);
-          removedReasons.set(name, `driver code for ${config.absentDevices.map((a) => a.name).join(', ')}: not present on this machine${alt ? '' : ''}`);
-        }
-      }
+      const why = `driver for ${config.absentDevices.map((a) => a.name).join(', ')}, a device this machine does not have`;
+      for (const name of reachable) if (!alive.has(name)) removedReasons.set(name, why);
+      /* other modes keep every survivor's symbol (per-file builds link by name) */
+      if (!(mode.wholeImage && mode.promote)) restoreExternal(m, external);
     }
+    /* whole-image boot: every function not pinned is internal, so the
+     * optimizer may drop what it inlined everywhere (state stays: globals are
+     * promoted below, never internalized) */
+    if (mode.wholeImage && mode.promote) internalizeFunctions(m, pinned);
 
     /* 2. folding */
     const fold = new Map<string, bigint>();
@@ -127,7 +141,7 @@ export function compileImage(image: Image, mode: ModeSpec, config: BootConfig): 
     const folded: FoldReport = foldLoads(m, fold);
 
     /* 3. promotion, target */
-    const promoted = mode.promote ? promoteInternals(m) : { functions: 0, globals: 0 };
+    const promoted = mode.promote ? promoteInternals(m, 'globals') : { functions: 0, globals: 0 };
     setTarget(m, target);
     const tSpecialized = performance.now();
 
@@ -156,7 +170,7 @@ export function compileImage(image: Image, mode: ModeSpec, config: BootConfig): 
 
     const after = definedFunctionNames(optimized);
     for (const name of before) {
-      if (!after.has(name) && !removedReasons.has(name)) removedReasons.set(name, 'inlined into every caller, then deleted by the optimizer');
+      if (!after.has(name) && !removedReasons.has(name)) removedReasons.set(name, 'deleted by the optimizer (inlined into every caller, or reachable only from folded-away branches)');
     }
     const objects = asmObject ? [asmObject, code] : [code];
     done = true;

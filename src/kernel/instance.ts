@@ -11,6 +11,8 @@
  *   stop()   ask the kernel to finish (stop flag + doorbell), join the thread;
  *   dispose() only after the join: free the JIT's code, then the arena.
  */
+import { appendFileSync } from 'node:fs';
+
 import { KjitError, ExitCode } from '../errors.js';
 import { CodeRegion } from '../native/codemem.js';
 import { ControlBlock, KernelState, CB_MAGIC } from '../native/control-block.js';
@@ -39,6 +41,15 @@ export interface FaultReport {
   pc?: bigint;
   symbol?: string;
   message: string;
+}
+
+/**
+ * perf's JIT interface: /tmp/perf-PID.map lists "START SIZE name" in hex, so
+ * `perf report` names kernel functions (KJIT_PERF_MAP=1).
+ */
+function writePerfMap(jit: LLJIT): void {
+  const lines = jit.symbols().map((s) => `${s.address.toString(16)} ${s.size.toString(16)} ${s.name}\n`);
+  appendFileSync(`/tmp/perf-${process.pid}.map`, lines.join(''));
 }
 
 const SIGNALS: Record<number, string> = { 4: 'SIGILL', 7: 'SIGBUS', 8: 'SIGFPE', 11: 'SIGSEGV' };
@@ -90,6 +101,7 @@ export class KernelInstance {
       for (const v of opts.config.values) {
         libc.writeI64(jit.lookup(v.sysctl.variable), v.value);
       }
+      if (process.env.KJIT_PERF_MAP) writePerfMap(jit);
       const symbols = new Map<string, bigint>();
       symbols.set('kjit_thread_main', jit.lookup('kjit_thread_main'));
       return new KernelInstance(jit, cb, arena, symbols, performance.now() - t0);

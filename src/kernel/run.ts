@@ -18,7 +18,7 @@ import { type BootConfig, parseBootParameters, resolveBootConfig } from './bootc
 import { buildKernelImage } from './build-ir.js';
 import { type CompiledImage, type CompileReport, compileCounting, compileImage } from './compile.js';
 import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
-import { KernelInstance } from './instance.js';
+import { type InstanceOptions, KernelInstance } from './instance.js';
 import { cpuFeatureBits, hostMachine, NIC_DEVICES, type NicModel } from './machine.js';
 import { modeByName, type ModeSpec } from './modes.js';
 
@@ -320,13 +320,11 @@ function validate(req: ExecuteRequest): void {
   }
 }
 
-/** Boot a prepared image on a fresh JIT and kernel thread, run the workload, measure. */
-export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<RunResult> {
-  validate(req);
-  const clockStart = req.clockStartNs ?? processStartNs();
+/** What KernelInstance.load needs for one run of a prepared image. */
+export function instanceOptions(p: PreparedBoot, req: ExecuteRequest): { workloadName: string; opts: InstanceOptions } {
   const workloadName = req.workload ?? p.image.tables.workloads[0] ?? 'entry';
   const workload = workloadId(p.image, workloadName);
-  const opts = {
+  const opts: InstanceOptions = {
     workload,
     seed: req.seed,
     opsLimit: req.ops ?? 0n,
@@ -338,6 +336,14 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
     deviceIds: p.facts.deviceIds,
     config: p.config,
   };
+  return { workloadName, opts };
+}
+
+/** Boot a prepared image on a fresh JIT and kernel thread, run the workload, measure. */
+export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<RunResult> {
+  validate(req);
+  const clockStart = req.clockStartNs ?? processStartNs();
+  const { workloadName, opts } = instanceOptions(p, req);
   const instance = KernelInstance.load(p.compiled.objects, opts);
   let m: Measured;
   try {

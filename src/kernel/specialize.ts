@@ -115,6 +115,31 @@ export function detachImplementations(m: Module, tables: readonly string[]): str
   return done;
 }
 
+/**
+ * Give every defined, externally visible function that `pinned` does not
+ * name internal linkage (so dead ones can be deleted).  Returns the names it
+ * changed, for restoreExternal().
+ */
+export function internalizeFunctions(m: Module, pinned: (name: string) => boolean): Set<string> {
+  const changed = new Set<string>();
+  for (const fn of m.functions()) {
+    if (fn.isDeclaration() || pinned(fn.name)) continue;
+    const l = fn.linkage;
+    if (l === Linkage.Internal || l === Linkage.Private) continue;
+    fn.linkage = Linkage.Internal;
+    changed.add(fn.name);
+  }
+  return changed;
+}
+
+/** Undo internalizeFunctions() for the functions that survived. */
+export function restoreExternal(m: Module, names: ReadonlySet<string>): void {
+  for (const name of names) {
+    const fn = m.getFunction(name);
+    if (fn && !fn.isDeclaration()) fn.linkage = Linkage.External;
+  }
+}
+
 export function definedFunctionNames(m: Module): Set<string> {
   const out = new Set<string>();
   for (const fn of m.functions()) if (!fn.isDeclaration()) out.add(fn.name);

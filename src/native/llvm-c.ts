@@ -213,6 +213,12 @@ const declarations = {
   LLVMMoveToNextSymbol: 'void LLVMMoveToNextSymbol(void *it)',
   LLVMGetSymbolName: 'void *LLVMGetSymbolName(void *it)',
   LLVMGetSymbolSize: 'uint64_t LLVMGetSymbolSize(void *it)',
+  LLVMGetSymbolAddress: 'uint64_t LLVMGetSymbolAddress(void *it)',
+  LLVMObjectFileCopySectionIterator: 'void *LLVMObjectFileCopySectionIterator(void *bin)',
+  LLVMDisposeSectionIterator: 'void LLVMDisposeSectionIterator(void *it)',
+  LLVMMoveToContainingSection: 'void LLVMMoveToContainingSection(void *sect, void *sym)',
+  LLVMObjectFileIsSectionIteratorAtEnd: 'int LLVMObjectFileIsSectionIteratorAtEnd(void *bin, void *it)',
+  LLVMGetSectionName: 'void *LLVMGetSectionName(void *sect)',
 
   /* ORC */
   LLVMOrcCreateLLJITBuilder: 'void *LLVMOrcCreateLLJITBuilder(void)',

@@ -863,6 +863,10 @@ export class TargetMachine {
 export interface ObjectSymbol {
   name: string;
   size: number;
+  /** Offset in its section (relocatable objects). */
+  offset: number;
+  /** Containing section, '' for undefined symbols. */
+  section: string;
 }
 
 /** The named symbols of an ELF object (defined and undefined). */
@@ -874,12 +878,17 @@ export function objectSymbols(bytes: Uint8Array): ObjectSymbol[] {
     if (!bin) throw new LLVMError('not an object file', takeMessage(msg[0] ?? null));
     const out: ObjectSymbol[] = [];
     const it = C.LLVMObjectFileCopySymbolIterator(bin) as Ref;
+    const sect = C.LLVMObjectFileCopySectionIterator(bin) as Ref;
     try {
       for (; !(C.LLVMObjectFileIsSymbolIteratorAtEnd(bin, it) as number); C.LLVMMoveToNextSymbol(it)) {
         const name = cString(C.LLVMGetSymbolName(it) as MaybeRef);
-        if (name) out.push({ name, size: Number(C.LLVMGetSymbolSize(it)) });
+        if (!name) continue;
+        C.LLVMMoveToContainingSection(sect, it);
+        const section = (C.LLVMObjectFileIsSectionIteratorAtEnd(bin, sect) as number) ? '' : cString(C.LLVMGetSectionName(sect) as MaybeRef);
+        out.push({ name, size: Number(C.LLVMGetSymbolSize(it)), offset: Number(C.LLVMGetSymbolAddress(it)), section });
       }
     } finally {
+      C.LLVMDisposeSectionIterator(sect);
       C.LLVMDisposeSymbolIterator(it);
     }
     return out;
@@ -928,7 +937,7 @@ export class LLJIT {
   private _ref: Ref | null;
   private readonly mainDylib: Ref;
   /** Symbols of added objects, for symbolize(). */
-  private readonly symbolNames = new Map<string, number>();
+  private readonly objects: ObjectSymbol[][] = [];
   private symbolTable: { address: bigint; size: number; name: string }[] | null = null;
 
   private constructor(ref: Ref) {
@@ -969,7 +978,7 @@ export class LLJIT {
 
   /** Add an object file to the main JITDylib (under `tracker` if given). */
   addObject(bytes: Uint8Array, tracker?: ResourceTracker): void {
-    for (const s of objectSymbols(bytes)) this.symbolNames.set(s.name, s.size);
+    this.objects.push(objectSymbols(bytes));
     this.symbolTable = null;
     const buf = memoryBuffer(bytes, 'kjit-object'); /* ownership passes to ORC */
     const err = tracker
@@ -994,14 +1003,31 @@ export class LLJIT {
     }
   }
 
+  /** Every sized symbol of the added objects that resolves, by address. */
+  symbols(): readonly { address: bigint; size: number; name: string }[] {
+    this.symbolize(0n);
+    return this.symbolTable!;
+  }
+
   /** `name+0xoff` for an address inside a symbol of an added object, else null. */
   symbolize(address: bigint): string | null {
     if (!this.symbolTable) {
+      /* ORC resolves only global symbols; a local one is placed relative to
+       * a global symbol of the same section of the same object. */
       this.symbolTable = [];
-      for (const [name, size] of this.symbolNames) {
-        if (size === 0) continue;
-        const a = this.tryLookup(name);
-        if (a) this.symbolTable.push({ address: a, size, name });
+      for (const syms of this.objects) {
+        const sectionBase = new Map<string, bigint | null>();
+        for (const s of syms) {
+          if (!s.section || sectionBase.has(s.section)) continue;
+          const a = this.tryLookup(s.name);
+          if (a !== null) sectionBase.set(s.section, a - BigInt(s.offset));
+        }
+        for (const s of syms) {
+          const base = sectionBase.get(s.section);
+          if (s.size > 0 && base !== undefined && base !== null) {
+            this.symbolTable.push({ address: base + BigInt(s.offset), size: s.size, name: s.name });
+          }
+        }
       }
       this.symbolTable.sort((x, y) => (x.address < y.address ? -1 : 1));
     }
