@@ -22,7 +22,7 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
   const ph = b.phases_ms;
   const lines = [
     `${r.mode} · ${r.workload} · ${r.config.cpu} · ${r.config.nic}`,
-    `  boot        ${b.ms.toFixed(0)} ms to first operation (load IR ${ph.load_ir.toFixed(0)}, specialize ${ph.specialize.toFixed(0)}, ` +
+    `  boot        ${b.ms.toFixed(0)} ms to first operation, ${b.cache === 'hit' ? 'objects from the cache' : 'compiled now'} (load IR ${ph.load_ir.toFixed(0)}, specialize ${ph.specialize.toFixed(0)}, ` +
       `optimize ${ph.optimize.toFixed(0)}, codegen ${ph.codegen.toFixed(0)}, link ${ph.link.toFixed(0)}, kernel init ${ph.kernel_init.toFixed(1)} ms)`,
     `  code        ${b.functions_before} functions -> ${b.functions_after}, ${bytes(b.code_bytes)} of objects`,
     `  throughput  ${si(r.ops_per_sec)}ops/s (${r.ops} ops in ${r.seconds.toFixed(2)} s), ${r.cpu_ns_per_op.toFixed(0)} ns CPU per op, idle ${(r.idle_fraction * 100).toFixed(1)}%`,

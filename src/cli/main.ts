@@ -20,7 +20,7 @@ const HELP = `kjit: a kernel shipped as LLVM IR, JIT-compiled at boot for this m
 usage:
   kjit run   [--image FILE --init SYM --entry SYM] [--workload NAME] [--mode MODE]
              [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
-             [--nic virtq|ring] [--sysctl NAME=VALUE]... [--no-count] [--report] [--log] [--json]
+             [--nic virtq|ring] [--sysctl NAME=VALUE]... [--no-count] [--no-cache] [--report] [--log] [--json]
   kjit bench boot [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes a,b] [--out FILE]
   kjit demo  boot the reference kernel in stock and boot modes and compare them
   kjit help
@@ -37,6 +37,7 @@ run:
   --sysctl N=V      boot parameter (repeatable), e.g. --sysctl kernel.audit=1
   --nic MODEL       the machine's NIC: virtq (virtio-net, default) or ring (e1000)
   --no-count        skip the counting build (indirect calls and sysctl loads per operation)
+  --no-cache        compile even if the compiled-object cache has this boot (KJIT_CACHE=0 too)
   --report          print the boot report (what specialization changed and removed)
   --log             print the kernel log
   --json            one JSON object on stdout
@@ -85,6 +86,7 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
     nic: { type: 'string', default: 'virtq' },
     sysctl: { type: 'string', multiple: true },
     'no-count': { type: 'boolean', default: false },
+    'no-cache': { type: 'boolean', default: false },
     report: { type: 'boolean', default: false },
     log: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -115,6 +117,7 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
     concurrency: num(v.concurrency as string | undefined, '--concurrency', 4),
     seed: bigint(v.seed as string | undefined, '--seed') ?? 1n,
     counting: v['no-count'] !== true,
+    ...(v['no-cache'] === true ? { cache: false } : {}),
     clockStartNs,
     ...(tty ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p)}`) } : {}),
   });

@@ -5,7 +5,11 @@
  * one code region).  The image's assembly is emitted as an object of its own
  * (see docs/llvm-notes.md for why it never goes through ORC as IR).
  */
-import { hostCPUFeatures, hostCPUName, type Module, TargetMachine } from '../native/llvm.js';
+import { readFileSync } from 'node:fs';
+
+import { LIBLLVM_PATH } from '../native/llvm-c.js';
+import { hostCPUFeatures, hostCPUName, Module, TargetMachine } from '../native/llvm.js';
+import { cacheEnabled, cacheKey, readEntry, writeEntry } from './cache.js';
 import { type BootConfig } from './bootconfig.js';
 import type { Image } from './image.js';
 import type { ModeSpec } from './modes.js';
@@ -60,10 +64,74 @@ export interface CompiledImage {
   /** Object files, asm first. */
   objects: Uint8Array[];
   report: CompileReport;
-  /** The optimized module (owned): counting builds instrument a copy of it. */
-  optimized: Module;
+  /** The optimized module (owned; parsed on first use after a cache hit):
+   * counting builds instrument a copy of it. */
+  readonly optimized: Module;
   target: TargetSpec;
+  /** Compiled now ('miss'), loaded from the object cache ('hit'), or the cache was off. */
+  cache: 'hit' | 'miss' | 'off';
+  dispose(): void;
 }
+
+export interface CompileOptions {
+  /** Use the compiled-object cache (default: on unless KJIT_CACHE=0). */
+  cache?: boolean;
+}
+
+function cacheKeyFor(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec): string {
+  return cacheKey({
+    image: image.hash,
+    runtime: image.runtimeHash,
+    mode,
+    target,
+    llvm: LIBLLVM_PATH,
+    values: config.values.map((v) => [v.sysctl.variable, v.value.toString(), v.bootFixed, v.selector]),
+    absent: config.absentDevices.map((a) => [a.selector, a.value.toString(), a.impl]),
+  });
+}
+
+function lazyCompiled(
+  objects: Uint8Array[],
+  report: CompileReport,
+  target: TargetSpec,
+  cache: CompiledImage['cache'],
+  load: () => Module,
+): CompiledImage {
+  let module: Module | null = null;
+  return {
+    objects,
+    report,
+    target,
+    cache,
+    get optimized(): Module {
+      module ??= load();
+      return module;
+    },
+    dispose: () => module?.dispose(),
+  };
+}
+
+export function compileImage(image: Image, mode: ModeSpec, config: BootConfig, options: CompileOptions = {}): CompiledImage {
+  const t0 = performance.now();
+  const target = mode.hostCpu ? hostTarget() : GENERIC_TARGET;
+  const useCache = options.cache ?? cacheEnabled();
+  const key = cacheKeyFor(image, mode, config, target);
+  if (useCache) {
+    const hit = readEntry(key);
+    if (hit) {
+      const report = { ...(hit.meta as CompileReport), ms: { specialize: 0, optimize: 0, codegen: 0, total: performance.now() - t0 } };
+      const ctx = image.pristine.context;
+      return lazyCompiled(hit.objects, report, target, 'hit', () =>
+        Module.parseBitcode(ctx, readFileSync(hit.bitcodePath), `${image.name} (${mode.name}, cached)`),
+      );
+    }
+  }
+  const compiled = compileFresh(image, mode, config, target, t0);
+  if (useCache) writeEntry(key, compiled.objects, compiled.report, compiled.optimized.toBitcode());
+  compiled.cache = useCache ? 'miss' : 'off';
+  return compiled;
+}
+
 
 /** kjit's target machine for code in the code region: PIC, small code model. */
 export function makeTargetMachine(t: TargetSpec): TargetMachine {
@@ -96,9 +164,7 @@ function emitAssembly(m: Module): Uint8Array | null {
   }
 }
 
-export function compileImage(image: Image, mode: ModeSpec, config: BootConfig): CompiledImage {
-  const t0 = performance.now();
-  const target = mode.hostCpu ? hostTarget() : GENERIC_TARGET;
+function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec, t0: number): CompiledImage {
   const m = image.pristine.clone();
   let done = false;
   try {
@@ -174,11 +240,7 @@ export function compileImage(image: Image, mode: ModeSpec, config: BootConfig): 
     }
     const objects = asmObject ? [asmObject, code] : [code];
     done = true;
-    return {
-      objects,
-      optimized,
-      target,
-      report: {
+    return lazyCompiled(objects, {
         mode: mode.name,
         target,
         units,
@@ -201,8 +263,7 @@ export function compileImage(image: Image, mode: ModeSpec, config: BootConfig): 
           codegen: tEmitted - tOptimized,
           total: tEmitted - t0,
         },
-      },
-    };
+      }, target, 'off', () => optimized);
   } finally {
     if (!done) m.dispose();
   }

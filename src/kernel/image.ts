@@ -31,6 +31,8 @@ export interface Image {
   name: string;
   /** sha256 of the image file: profiles and caches key on it. */
   hash: string;
+  /** sha256 of the kjit runtime IR linked into it. */
+  runtimeHash: string;
   /** Image + runtime + glue, unspecialized.  Owned by the Image. */
   pristine: Module;
   tables: ImageTables;
@@ -119,6 +121,7 @@ export function loadImage(ctx: Context, spec: ImageSpec): Image {
   const hash = createHash('sha256').update(bytes).digest('hex');
   const m = parseImage(ctx, spec.path, bytes);
   let ok = false;
+  let runtimeHash = '';
   try {
     const problem = m.verify();
     if (problem) {
@@ -156,7 +159,9 @@ export function loadImage(ctx: Context, spec: ImageSpec): Image {
     );
     tagUnit(glue, 'kjit/glue');
     m.link(glue);
-    const runtime = Module.parseBitcode(ctx, readRuntime(), 'kjit-runtime');
+    const runtimeBytes = readRuntime();
+    runtimeHash = createHash('sha256').update(runtimeBytes).digest('hex');
+    const runtime = Module.parseBitcode(ctx, runtimeBytes, 'kjit-runtime');
     m.link(runtime);
     const linked = m.verify();
     if (linked) throw new KjitError(`linking the kjit runtime into ${spec.path} failed: ${firstLine(linked)}`, 'rebuild the IR with `npm run setup`', 1);
@@ -166,6 +171,7 @@ export function loadImage(ctx: Context, spec: ImageSpec): Image {
       spec,
       name: basename(spec.path),
       hash,
+      runtimeHash,
       pristine: m,
       tables,
       kind: run ? 'run' : 'entry',

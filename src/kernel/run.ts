@@ -40,6 +40,8 @@ export interface LatencySummary {
 export interface BootSummary {
   /** From the clock start (process start for `kjit run`) to the first operation. */
   ms: number;
+  /** 'hit': objects came from the compiled-object cache; 'miss': compiled and cached; 'off': compiled, cache off. */
+  cache: 'hit' | 'miss' | 'off';
   functions_before: number;
   functions_after: number;
   code_bytes: number;
@@ -220,6 +222,8 @@ export interface BootRequest {
   nic: NicModel;
   /** Boot parameters, `name=value`. */
   sysctls: readonly string[];
+  /** Use the compiled-object cache (default on; KJIT_CACHE=0 or --no-cache turn it off). */
+  cache?: boolean;
 }
 
 /** An image compiled for one mode and machine: any number of runs can boot from it. */
@@ -264,7 +268,7 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
     }
     const loadMs = performance.now() - t0;
     CodeRegion.get();
-    const compiled = compileImage(source, mode, config);
+    const compiled = compileImage(source, mode, config, req.cache === undefined ? {} : { cache: req.cache });
     let counting: Uint8Array[] | null = null;
     return {
       image,
@@ -275,7 +279,7 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       loadMs,
       countingObjects: () => (counting ??= compileCounting(compiled, new Set(image.tables.sysctls.map((s) => s.variable)))),
       dispose: () => {
-        compiled.optimized.dispose();
+        compiled.dispose();
         release();
       },
     };
@@ -393,6 +397,7 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
     checksum: `0x${m.checksum.toString(16).padStart(16, '0')}`,
     boot: {
       ms: Number(m.firstOpNs - clockStart) / 1e6,
+      cache: p.compiled.cache,
       functions_before: r.functionsBefore,
       functions_after: r.functionsAfter,
       code_bytes: r.objectBytes,

@@ -1,0 +1,102 @@
+/**
+ * @fileoverview The compiled-object cache.  A boot compiles the image for
+ * one machine and configuration; the next boot with the same inputs links
+ * the objects it produced instead of compiling again (as an AOT cache or a
+ * kernel's prebuilt image would).  The key is a hash of everything the
+ * result depends on: the image and runtime IR, the mode, the target CPU and
+ * features, every boot-fixed value and absent device, LLVM's version and
+ * the code of kjit's compiler itself, so a stale entry can never be used.
+ * Entries are written atomically (a temporary directory renamed into place)
+ * and a damaged entry is ignored and rebuilt.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ROOT } from '../paths.js';
+
+export const CACHE_FORMAT = 1;
+/** Entries kept; the least recently used go first. */
+export const CACHE_ENTRIES = 24;
+
+export function cacheDir(): string {
+  return process.env.KJIT_CACHE_DIR ?? join(ROOT, 'build', 'cache', 'objects');
+}
+
+/** Whether boots may use the cache (KJIT_CACHE=0 turns it off). */
+export function cacheEnabled(): boolean {
+  return process.env.KJIT_CACHE !== '0';
+}
+
+let compilerHash: string | null = null;
+
+/** Hash of the compiled JavaScript of kjit's compiler (this directory's modules). */
+function compilerVersion(): string {
+  if (compilerHash) return compilerHash;
+  const h = createHash('sha256');
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const f of readdirSync(here).filter((n) => n.endsWith('.js')).sort()) {
+    h.update(f);
+    h.update(readFileSync(join(here, f)));
+  }
+  compilerHash = h.digest('hex');
+  return compilerHash;
+}
+
+export function cacheKey(parts: Record<string, unknown>): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ format: CACHE_FORMAT, compiler: compilerVersion(), ...parts }));
+  return h.digest('hex').slice(0, 40);
+}
+
+export interface CacheEntry {
+  objects: Uint8Array[];
+  meta: unknown;
+  /** Path of the optimized module's bitcode. */
+  bitcodePath: string;
+}
+
+export function readEntry(key: string): CacheEntry | null {
+  const dir = join(cacheDir(), key);
+  try {
+    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { objects: number; meta: unknown };
+    const objects: Uint8Array[] = [];
+    for (let i = 0; i < meta.objects; i++) objects.push(new Uint8Array(readFileSync(join(dir, `${i}.o`))));
+    const bitcodePath = join(dir, 'optimized.bc');
+    if (!existsSync(bitcodePath)) return null;
+    const now = new Date();
+    utimesSync(dir, now, now); /* recently used */
+    return { objects, meta: meta.meta, bitcodePath };
+  } catch {
+    return null; /* missing or damaged: compile again */
+  }
+}
+
+export function writeEntry(key: string, objects: readonly Uint8Array[], meta: unknown, bitcode: Uint8Array): void {
+  const dir = join(cacheDir(), key);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  try {
+    mkdirSync(tmp, { recursive: true });
+    objects.forEach((o, i) => writeFileSync(join(tmp, `${i}.o`), o));
+    writeFileSync(join(tmp, 'optimized.bc'), bitcode);
+    writeFileSync(join(tmp, 'meta.json'), JSON.stringify({ objects: objects.length, meta }));
+    /* an entry already there was unreadable (we compiled): replace it */
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+    prune();
+  } catch {
+    /* a cache that cannot be written only costs the next boot a compile */
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Keep the CACHE_ENTRIES most recently used entries. */
+function prune(): void {
+  const root = cacheDir();
+  const entries = readdirSync(root)
+    .filter((n) => /^[0-9a-f]{40}$/.test(n))
+    .map((n) => ({ n, t: statSync(join(root, n)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const e of entries.slice(CACHE_ENTRIES)) rmSync(join(root, e.n), { recursive: true, force: true });
+}
