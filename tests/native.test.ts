@@ -90,6 +90,9 @@ describe('modules', () => {
     m.getFunction('work')!.setStringAttribute('kjit-unit', 'a.c');
     m.getGlobal('counter')!.setMetadataString('kjit.unit', 'b.c');
     expect(m.getFunction('work')!.getStringAttribute('kjit-unit')).toBe('a.c');
+    m.getFunction('work')!.setStringAttribute('kjit-unit', 'c.c'); /* replaces */
+    expect(m.getFunction('work')!.getStringAttribute('kjit-unit')).toBe('c.c');
+    m.getFunction('work')!.setStringAttribute('kjit-unit', 'a.c');
     expect(m.getFunction('helper')!.getStringAttribute('kjit-unit')).toBeNull();
     expect(m.getGlobal('counter')!.getMetadataString('kjit.unit')).toBe('b.c');
     using again = Module.parseBitcode(ctx, m.toBitcode(), 'again');

@@ -12,7 +12,6 @@ import type { NicModel } from '../kernel/machine.js';
 import { MODES } from '../kernel/modes.js';
 import { processStartNs, runKernel, type RunResult } from '../kernel/run.js';
 import { LLVMError } from '../native/llvm.js';
-import { benchBoot } from '../../bench/boot.js';
 import { formatRun, progressLine } from './format.js';
 
 const HELP = `kjit: a kernel shipped as LLVM IR, JIT-compiled at boot for this machine
@@ -105,7 +104,13 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
   const seconds = ops === undefined ? num(v.seconds as string | undefined, '--seconds', 5) : undefined;
   const json = v.json === true;
   const tty = process.stderr.isTTY && !json;
+  /* SIGINT/SIGTERM: stop the kernel, join it, and report what ran */
+  const interrupt = new AbortController();
+  const onSignal = () => interrupt.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const result: RunResult = await runKernel({
+    signal: interrupt.signal,
     image,
     mode: v.mode as string,
     nic: v.nic as NicModel,
@@ -121,7 +126,10 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
     clockStartNs,
     ...(tty ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p)}`) } : {}),
   });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   if (tty) process.stderr.write('\r\x1b[K');
+  if (interrupt.signal.aborted) process.stderr.write('kjit: interrupted: the kernel was stopped early; results cover the operations it completed\n');
   if (json) {
     const { log, report, ...rest } = result;
     const out = v.report ? { ...rest, report } : rest;
@@ -146,6 +154,7 @@ async function cmdBench(argv: string[]): Promise<number> {
   });
   if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
   const v = values as Record<string, string | boolean | undefined>;
+  const { benchBoot } = await import('../../bench/boot.js'); /* loaded only for benchmarks */
   return benchBoot({
     json: v.json === true,
     runs: num(v.runs as string | undefined, '--runs', 5),

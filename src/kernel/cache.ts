@@ -31,12 +31,15 @@ export function cacheEnabled(): boolean {
 
 let compilerHash: string | null = null;
 
-/** Hash of the compiled JavaScript of kjit's compiler (this directory's modules). */
+/** The modules whose code decides what the compiled objects contain. */
+const COMPILER_MODULES = ['bootconfig.js', 'cache.js', 'compile.js', 'image.js', 'modes.js', 'specialize.js', 'tables.js', 'units.js', '../native/llvm.js'];
+
+/** Hash of the compiled JavaScript of kjit's compiler. */
 function compilerVersion(): string {
   if (compilerHash) return compilerHash;
   const h = createHash('sha256');
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const f of readdirSync(here).filter((n) => n.endsWith('.js')).sort()) {
+  for (const f of COMPILER_MODULES) {
     h.update(f);
     h.update(readFileSync(join(here, f)));
   }

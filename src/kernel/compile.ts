@@ -6,9 +6,10 @@
  * (see docs/llvm-notes.md for why it never goes through ORC as IR).
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 
 import { LIBLLVM_PATH } from '../native/llvm-c.js';
-import { hostCPUFeatures, hostCPUName, Module, TargetMachine } from '../native/llvm.js';
+import { Context, hostCPUFeatures, hostCPUName, Linkage, Module, TargetMachine, Visibility } from '../native/llvm.js';
 import { cacheEnabled, cacheKey, readEntry, writeEntry } from './cache.js';
 import { type BootConfig } from './bootconfig.js';
 import type { Image } from './image.js';
@@ -57,6 +58,8 @@ export interface CompileReport {
   folded: { name: string; variable: string; value: string; loads: number }[];
   removed: RemovedFunction[];
   objectBytes: number;
+  /** The first this-many objects hold the image's assembly; the rest its compiled code. */
+  asmObjects: number;
   ms: { specialize: number; optimize: number; codegen: number; total: number };
 }
 
@@ -111,7 +114,7 @@ function lazyCompiled(
   };
 }
 
-export function compileImage(image: Image, mode: ModeSpec, config: BootConfig, options: CompileOptions = {}): CompiledImage {
+export async function compileImage(image: Image, mode: ModeSpec, config: BootConfig, options: CompileOptions = {}): Promise<CompiledImage> {
   const t0 = performance.now();
   const target = mode.hostCpu ? hostTarget() : GENERIC_TARGET;
   const useCache = options.cache ?? cacheEnabled();
@@ -126,7 +129,7 @@ export function compileImage(image: Image, mode: ModeSpec, config: BootConfig, o
       );
     }
   }
-  const compiled = compileFresh(image, mode, config, target, t0);
+  const compiled = await compileFresh(image, mode, config, target, t0);
   if (useCache) writeEntry(key, compiled.objects, compiled.report, compiled.optimized.toBitcode());
   compiled.cache = useCache ? 'miss' : 'off';
   return compiled;
@@ -164,7 +167,7 @@ function emitAssembly(m: Module): Uint8Array | null {
   }
 }
 
-function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec, t0: number): CompiledImage {
+async function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec, t0: number): Promise<CompiledImage> {
   const m = image.pristine.clone();
   let done = false;
   try {
@@ -231,14 +234,14 @@ function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, target: 
       optimized = linked!;
     }
     const tOptimized = performance.now();
-    const code = tm.emitObject(optimized);
+    const code = await emitParallel(optimized, target, CODEGEN_THREADS);
     const tEmitted = performance.now();
 
     const after = definedFunctionNames(optimized);
     for (const name of before) {
       if (!after.has(name) && !removedReasons.has(name)) removedReasons.set(name, 'deleted by the optimizer (inlined into every caller, or reachable only from folded-away branches)');
     }
-    const objects = asmObject ? [asmObject, code] : [code];
+    const objects = asmObject ? [asmObject, ...code] : code;
     done = true;
     return lazyCompiled(objects, {
         mode: mode.name,
@@ -257,6 +260,7 @@ function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, target: 
           })),
         removed: [...removedReasons].map(([name, reason]) => ({ name, reason })),
         objectBytes: objects.reduce((s, o) => s + o.byteLength, 0),
+        asmObjects: asmObject ? 1 : 0,
         ms: {
           specialize: tSpecialized - t0,
           optimize: tOptimized - tSpecialized,
@@ -269,6 +273,74 @@ function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, target: 
   }
 }
 
+/** Code generation runs on this many threads (the machine has two cores). */
+export const CODEGEN_THREADS = Number(process.env.KJIT_CODEGEN_THREADS ?? Math.max(1, Math.min(2, availableParallelism())));
+
+/**
+ * Machine code for `m` as `parts` objects generated concurrently, each
+ * partition in an LLVM context of its own (contexts are not thread-safe).
+ * Every local symbol becomes a hidden external one first, so code in one
+ * object can reach functions and data of the other; functions are dealt to
+ * partitions by size, data stays in the first.  `m` is not changed.
+ */
+export async function emitParallel(m: Module, target: TargetSpec, parts: number): Promise<Uint8Array[]> {
+  if (parts <= 1) {
+    using tm = makeTargetMachine(target);
+    return [tm.emitObject(m)];
+  }
+  const work = m.clone();
+  const owner = new Map<string, number>();
+  let bitcode: Uint8Array;
+  try {
+    let anon = 0;
+    const load = new Array<number>(parts).fill(0);
+    const fns: { name: string; weight: number }[] = [];
+    for (const v of [...work.functions(), ...work.globals()]) {
+      if (v.isDeclaration() || v.name.startsWith('llvm.')) continue;
+      if (!v.name) v.name = `kjit.anon.${anon++}`;
+      if (v.linkage === Linkage.Internal || v.linkage === Linkage.Private) {
+        v.linkage = Linkage.External;
+        v.visibility = Visibility.Hidden;
+      }
+      if (v.isFunction()) fns.push({ name: v.name, weight: 1 + v.blockCount });
+    }
+    fns.sort((a, b) => b.weight - a.weight);
+    for (const f of fns) {
+      const p = load.indexOf(Math.min(...load));
+      owner.set(f.name, p);
+      load[p]! += f.weight;
+    }
+    bitcode = work.toBitcode();
+  } finally {
+    work.dispose();
+  }
+  const jobs: { ctx: Context; mod: Module; tm: TargetMachine }[] = [];
+  try {
+    for (let p = 0; p < parts; p++) {
+      const ctx = Context.create();
+      const mod = Module.parseBitcode(ctx, bitcode, `${m.name}#${p}`);
+      jobs.push({ ctx, mod, tm: makeTargetMachine(target) });
+      for (const fn of mod.functions()) {
+        if (!fn.isDeclaration() && owner.get(fn.name) !== p) fn.linkage = Linkage.AvailableExternally;
+      }
+      if (p > 0) {
+        for (const g of mod.globals()) {
+          if (g.name.startsWith('llvm.')) g.erase();
+          else if (!g.isDeclaration()) g.linkage = Linkage.AvailableExternally;
+        }
+      }
+      mod.runPasses('elim-avail-extern', null);
+    }
+    return await Promise.all(jobs.map((j) => j.tm.emitObjectAsync(j.mod)));
+  } finally {
+    for (const j of jobs) {
+      j.mod.dispose();
+      j.tm.dispose();
+      j.ctx.dispose();
+    }
+  }
+}
+
 /** A counting build of a compiled image: same optimized code plus counters. */
 export function compileCounting(compiled: CompiledImage, sysctlVariables: ReadonlySet<string>): Uint8Array[] {
   const m = compiled.optimized.clone();
@@ -276,7 +348,7 @@ export function compileCounting(compiled: CompiledImage, sysctlVariables: Readon
     instrumentCounts(m, sysctlVariables);
     using tm = makeTargetMachine(compiled.target);
     const code = tm.emitObject(m);
-    return [...compiled.objects.slice(0, -1), code];
+    return [...compiled.objects.slice(0, compiled.report.asmObjects), code];
   } finally {
     m.dispose();
   }

@@ -154,9 +154,15 @@ async function tailoredImagePath(config: BootConfig): Promise<string> {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Start the kernel, let it run (for `seconds` or to its op limit), stop and join it. */
-async function drive(instance: KernelInstance, req: { seconds?: number; onProgress?: (p: Progress) => void }): Promise<void> {
+async function drive(
+  instance: KernelInstance,
+  req: { seconds?: number; onProgress?: (p: Progress) => void; signal?: AbortSignal },
+): Promise<void> {
   const cb = instance.cb;
   instance.start();
+  /* an interrupted run (Ctrl-C) ends like a finished one: stop, join, report */
+  const onAbort = () => instance.requestStop();
+  req.signal?.addEventListener('abort', onAbort, { once: true });
   let firstOpAt: number | null = null;
   let lastReport = performance.now();
   let stopping = false;
@@ -181,6 +187,7 @@ async function drive(instance: KernelInstance, req: { seconds?: number; onProgre
     }
   }
   await joined;
+  req.signal?.removeEventListener('abort', onAbort);
 }
 
 interface Measured {
@@ -246,6 +253,9 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
   }
   const params = parseBootParameters(req.sysctls);
   const t0 = performance.now();
+  /* the code region's memory manager is generated meanwhile on another thread */
+  const region = CodeRegion.getAsync();
+  region.catch(() => {}); /* awaited below; never an unhandled rejection */
   const ctx = Context.create();
   const owned: Image[] = [];
   const release = () => {
@@ -267,8 +277,8 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       owned.push(source);
     }
     const loadMs = performance.now() - t0;
-    CodeRegion.get();
-    const compiled = compileImage(source, mode, config, req.cache === undefined ? {} : { cache: req.cache });
+    const compiled = await compileImage(source, mode, config, req.cache === undefined ? {} : { cache: req.cache });
+    await region;
     let counting: Uint8Array[] | null = null;
     return {
       image,
@@ -308,6 +318,8 @@ export interface ExecuteRequest {
   clockStartNs?: bigint;
   arenaBytes?: number;
   onProgress?: (p: Progress) => void;
+  /** Aborting stops the kernel early; the run is measured up to that point. */
+  signal?: AbortSignal;
 }
 
 function validate(req: ExecuteRequest): void {
@@ -351,7 +363,11 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
   const instance = KernelInstance.load(p.compiled.objects, opts);
   let m: Measured;
   try {
-    await drive(instance, { ...(req.seconds !== undefined ? { seconds: req.seconds } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
+    await drive(instance, {
+      ...(req.seconds !== undefined ? { seconds: req.seconds } : {}),
+      ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+      ...(req.signal ? { signal: req.signal } : {}),
+    });
     instance.checkHealthy(instance.cb.get('t_first_op_ns') === 0n ? 'during boot' : 'while running the workload');
     if (instance.cb.getNumber('state') !== KernelState.STOPPED) {
       throw new KjitError('the kernel thread returned without stopping cleanly', 'run with --log to see the kernel log', ExitCode.KERNEL_FAULT);

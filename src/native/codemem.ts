@@ -26,6 +26,13 @@ export interface CodeRegionStats {
   failedAllocations: number;
 }
 
+function readCodememIR(): Buffer {
+  if (!existsSync(CODEMEM_IR)) {
+    throw new KjitError(`kjit's code-memory manager IR (${CODEMEM_IR}) is missing`, 'run `npm run setup`', 1);
+  }
+  return readFileSync(CODEMEM_IR);
+}
+
 export class CodeRegion {
   private static instance: CodeRegion | undefined;
 
@@ -49,11 +56,8 @@ export class CodeRegion {
   /** The process's region, created on first use. */
   static get(): CodeRegion {
     if (CodeRegion.instance) return CodeRegion.instance;
-    if (!existsSync(CODEMEM_IR)) {
-      throw new KjitError(`kjit's code-memory manager IR (${CODEMEM_IR}) is missing`, 'run `npm run setup`', 1);
-    }
     const ctx = Context.create();
-    const m = Module.parseBitcode(ctx, readFileSync(CODEMEM_IR), 'codemem');
+    const m = Module.parseBitcode(ctx, readCodememIR(), 'codemem');
     using tm = TargetMachine.create({
       triple: 'x86_64-pc-linux-gnu',
       cpu: 'x86-64',
@@ -66,6 +70,35 @@ export class CodeRegion {
     const object = tm.emitObject(m);
     m.dispose();
     ctx.dispose();
+    return CodeRegion.install(object);
+  }
+
+  private static pending: Promise<CodeRegion> | undefined;
+
+  /**
+   * Like get(), with the memory manager's code generated on a libuv thread,
+   * so a caller can compile an image meanwhile.
+   */
+  static getAsync(): Promise<CodeRegion> {
+    if (CodeRegion.instance) return Promise.resolve(CodeRegion.instance);
+    CodeRegion.pending ??= (async () => {
+      const ctx = Context.create();
+      const m = Module.parseBitcode(ctx, readCodememIR(), 'codemem');
+      const tm = TargetMachine.create({ triple: 'x86_64-pc-linux-gnu', cpu: 'x86-64', features: '', optLevel: 2, relocModel: 'pic', codeModel: 'small' });
+      try {
+        await m.runPassesAsync('default<O2>', tm);
+        const object = await tm.emitObjectAsync(m);
+        return CodeRegion.instance ?? CodeRegion.install(object);
+      } finally {
+        m.dispose();
+        tm.dispose();
+        ctx.dispose();
+      }
+    })();
+    return CodeRegion.pending;
+  }
+
+  private static install(object: Uint8Array): CodeRegion {
     /* LLVM's default memory manager places the loader itself. */
     const loader = LLJIT.create();
     loader.addProcessSymbols();

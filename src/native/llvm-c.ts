@@ -20,7 +20,7 @@ export type Ref = bigint;
 export type MaybeRef = bigint | null;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fn = (...args: any[]) => any;
+type Fn = ((...args: any[]) => any) & { async(...args: any[]): void };
 
 let lib: ReturnType<typeof koffi.load>;
 try {

@@ -457,8 +457,8 @@ export class Value {
     return textAt(p, Number(len[0]));
   }
 
+  /** Set (or replace) a function attribute `key`="value". */
   setStringAttribute(key: string, value: string, ctx: Context = contextOf(this)): void {
-    C.LLVMRemoveStringAttributeAtIndex(this.ref, FUNCTION_INDEX, key, Buffer.byteLength(key));
     const a = C.LLVMCreateStringAttribute(ctx.ref, key, Buffer.byteLength(key), value, Buffer.byteLength(value));
     C.LLVMAddAttributeAtIndex(this.ref, FUNCTION_INDEX, a);
   }
@@ -591,6 +591,23 @@ export class Module {
     } finally {
       C.LLVMDisposePassBuilderOptions(opts);
     }
+  }
+
+  /** runPasses on a libuv worker thread; nothing else may use this module's context until it settles. */
+  runPassesAsync(pipeline: string, tm: TargetMachine | null): Promise<void> {
+    const opts = C.LLVMCreatePassBuilderOptions() as Ref;
+    return new Promise((resolve, reject) => {
+      C.LLVMRunPasses.async(this.ref, pipeline, tm ? tm.ref : null, opts, (err: unknown, result: MaybeRef) => {
+        C.LLVMDisposePassBuilderOptions(opts);
+        if (err) return reject(err as Error);
+        try {
+          check(result, `pipeline '${pipeline}'`);
+          resolve();
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    });
   }
 
   /** Link `src` into this module.  `src` is consumed (disposed) either way. */
@@ -845,6 +862,23 @@ export class TargetMachine {
     const text = takeMessage(msg[0] ?? null);
     if (failed || !buf[0]) throw new LLVMError(`code generation for ${m.name} failed`, text || 'unknown error');
     return takeBuffer(buf[0]);
+  }
+
+  /**
+   * emitObject on a libuv worker thread.  The module's context and this
+   * target machine must not be used by anyone else until it settles.
+   */
+  emitObjectAsync(m: Module): Promise<Uint8Array> {
+    const msg: (bigint | null)[] = [null];
+    const buf: (bigint | null)[] = [null];
+    return new Promise((resolve, reject) => {
+      C.LLVMTargetMachineEmitToMemoryBuffer.async(this.ref, m.ref, 1, msg, buf, (err: unknown, failed: number) => {
+        if (err) return reject(err as Error);
+        const text = takeMessage(msg[0] ?? null);
+        if (failed || !buf[0]) return reject(new LLVMError(`code generation for ${m.name} failed`, text || 'unknown error'));
+        resolve(takeBuffer(buf[0]));
+      });
+    });
   }
 
   dispose(): void {
