@@ -6,7 +6,6 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { makeTargetMachine } from '../dist/src/kernel/compile.js';
@@ -170,7 +169,7 @@ void probe_reset_audit(void) { __atomic_store_n(&audit_count, 0, __ATOMIC_RELAXE
       instance.jit.addObject(tm.emitObject(probe));
       probe.dispose();
 
-      const call = (name: string, proto: string) => koffi.call(instance.jit.lookup(name), koffi.proto(proto)) as number | bigint;
+      const call = (name: string, proto: string) => instance.jit.call(name, proto) as number | bigint;
       /* the probe and the kernel name the same memory */
       expect(instance.jit.lookup('ntasks')).toBeGreaterThan(0n);
       expect(Number(call('probe_ntasks', 'uint32_t (void)'))).toBe(9); /* 8 workers + init */

@@ -1,7 +1,7 @@
 // The LLVM C API wrappers: parse, iterate, attributes and metadata, verify,
 // passes, object emission, JIT, dispose.  Runs against the built dist/ (what
 // the kjit command runs).
-import koffi from 'koffi';
+import { callNative } from '../dist/src/native/libc.js';
 import { describe, expect, it } from 'vitest';
 
 import {
@@ -164,7 +164,7 @@ describe('code generation and JIT', () => {
     jit.addObject(obj, rt);
     const work = jit.lookup('work');
     expect(work).toBeGreaterThan(0n);
-    const call = (n: number) => koffi.call(work, koffi.proto('int64_t (int64_t)'), n) as number;
+    const call = (n: number) => callNative(work, 'int64_t (int64_t)', n) as number;
     expect(call(10)).toBe(31); /* 10*3 + 1 */
     expect(call(10)).toBe(32); /* state kept in @counter */
     expect(jit.symbolize(work + 2n)).toBe('work+0x2');
@@ -172,7 +172,7 @@ describe('code generation and JIT', () => {
     const libc = parse(ctx, 'declare i64 @strlen(ptr)\n@s = constant [3 x i8] c"hi\\00"\ndefine i64 @len() {\n  %n = call i64 @strlen(ptr @s)\n  ret i64 %n\n}\n');
     jit.addObject(tm.emitObject(libc));
     libc.dispose();
-    expect(koffi.call(jit.lookup('len'), koffi.proto('int64_t (void)')) as number).toBe(2);
+    expect(jit.call('len', 'int64_t (void)') as number).toBe(2);
     rt.remove();
     rt.dispose();
     expect(() => jit.lookup('work')).toThrow(LLVMError);

@@ -113,3 +113,18 @@ export function bumpU32(addr: bigint, n: number): void {
 export function futexWake(addr: bigint, n: number): number {
   return Number(fns.syscall3(SYS_futex, 'void *', addr, 'int', FUTEX_WAKE_PRIVATE, 'int', n));
 }
+
+const prototypes = new Map<string, ReturnType<typeof koffi.proto>>();
+
+/**
+ * Call the native function at `address` with the C prototype `prototype`
+ * (without a name, e.g. `'uint64_t (uint32_t)'`), synchronously on this thread.
+ */
+export function callNative(address: bigint, prototype: string, ...args: unknown[]): unknown {
+  let proto = prototypes.get(prototype);
+  if (!proto) {
+    proto = koffi.proto(prototype);
+    prototypes.set(prototype, proto);
+  }
+  return koffi.call(address, proto, ...args);
+}

@@ -11,6 +11,7 @@
  */
 import koffi from 'koffi';
 
+import { callNative } from './libc.js';
 import { C, DiagnosticHandlerProto, llvmSymbolAddress, type MaybeRef, type Ref } from './llvm-c.js';
 
 export class LLVMError extends Error {
@@ -1026,6 +1027,11 @@ export class LLJIT {
     const out: (bigint | number | null)[] = [null];
     check(C.LLVMOrcLLJITLookup(this.ref, out, name) as MaybeRef, `looking up '${name}'`);
     return BigInt(out[0] ?? 0);
+  }
+
+  /** Look `name` up and call it with the C prototype `prototype` (e.g. `'uint64_t (void)'`). */
+  call(name: string, prototype: string, ...args: unknown[]): unknown {
+    return callNative(this.lookup(name), prototype, ...args);
   }
 
   tryLookup(name: string): bigint | null {
