@@ -193,14 +193,10 @@ async function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, ta
       const alive = definedFunctionNames(m);
       const why = `driver for ${config.absentDevices.map((a) => a.name).join(', ')}, a device this machine does not have`;
       for (const name of reachable) if (!alive.has(name)) removedReasons.set(name, why);
-      /* other modes keep every survivor's symbol (per-file builds link by name) */
-      if (!(mode.wholeImage && mode.promote)) restoreExternal(m, external);
+      /* survivors keep their symbols: per-file builds link by name, and boot
+       * promotes every function anyway (below) */
+      restoreExternal(m, external);
     }
-    /* whole-image boot: every function not pinned is internal, so the
-     * optimizer may drop what it inlined everywhere (state stays: globals are
-     * promoted below, never internalized) */
-    if (mode.wholeImage && mode.promote) internalizeFunctions(m, pinned);
-
     /* 2. folding */
     const fold = new Map<string, bigint>();
     for (const v of config.values) {
@@ -209,8 +205,12 @@ async function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, ta
     }
     const folded: FoldReport = foldLoads(m, fold);
 
-    /* 3. promotion, target */
-    const promoted = mode.promote ? promoteInternals(m, 'globals') : { functions: 0, globals: 0 };
+    /* 3. promotion: every internal function and global becomes a hidden
+     * external symbol with its (unique) name, so re-JIT units built later from
+     * the pristine IR link to this live copy: its state, and its functions
+     * (each stays a real function that can be redirected). Measured cost
+     * against internal functions: about 1% of throughput, 40% more code. */
+    const promoted = mode.promote ? promoteInternals(m, 'all') : { functions: 0, globals: 0 };
     setTarget(m, target);
     const tSpecialized = performance.now();
 
