@@ -78,6 +78,7 @@ enum kjit_state {
   X(lat_hist, KJIT_LAT_BUCKETS, "log-linear latency histogram (see kjit_lat_bucket)") \
   X(count_indirect_calls, 1, "counting builds only: indirect calls executed")        \
   X(count_sysctl_loads, 1, "counting builds only: sysctl loads executed")            \
+  X(patch_traps, 1, "threads that reached a code site while it was being rewritten (emulated)") \
   X(fault_count, 1, "synchronous faults taken in kernel code")                       \
   X(fault_signo, 1, "signal of the last fault")                                      \
   X(fault_code, 1, "si_code of the last fault")                                      \

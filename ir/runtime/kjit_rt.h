@@ -123,4 +123,13 @@ extern const uint64_t kjit_nworkloads;
  * ones kjit folded, and kjit checks they agree after init). */
 void kjit_select_alternatives(void);
 
+/* ---- redirecting live code (patch.c) -------------------------------------- */
+
+/* Bytes of a patchable function entry ("patchable-function-entry"="5"). */
+#define KJIT_PATCH_BYTES 5
+int kjit_patch_read(uint64_t site, uint64_t *target);
+int kjit_patch_redirect(uint64_t site, uint64_t alias, uint64_t target, uint64_t expect_target);
+int kjit_patch_restore(uint64_t site, uint64_t alias, uint64_t expect_target);
+int kjit_patch_trap(void *ucontext);
+
 #endif

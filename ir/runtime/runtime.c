@@ -221,7 +221,8 @@ void kjit_log(const char *msg) {
 static sigjmp_buf unwind_to_main;
 static pthread_t kernel_thread;
 static volatile int kernel_thread_live;
-static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+/* SIGTRAP: a thread reaching code being rewritten (patch.c), else a fault. */
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP};
 #define NFAULT (sizeof(fault_signals) / sizeof(fault_signals[0]))
 static struct sigaction previous[NFAULT];
 static uint8_t alt_stack[64 * 1024] __attribute__((aligned(16)));
@@ -255,6 +256,7 @@ static void chain(int sig, siginfo_t *si, void *uc) {
 }
 
 static void on_fault(int sig, siginfo_t *si, void *ucv) {
+  if (sig == SIGTRAP && kjit_patch_trap(ucv)) return;
   if (!kernel_thread_live || !pthread_equal(pthread_self(), kernel_thread)) {
     chain(sig, si, ucv);
     return;

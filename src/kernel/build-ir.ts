@@ -157,8 +157,10 @@ export async function buildKernelImage(options: KernelBuildOptions = {}): Promis
 }
 
 export async function buildRuntime(): Promise<void> {
-  const runtime = await compileC(join(IR_SRC, 'runtime', 'runtime.c'), RUNTIME_FLAGS, []);
-  linkImage([runtime], RUNTIME_IR, '', 'kjit-runtime');
+  /* everything in ir/runtime but the code-memory manager, which runs in the loader JIT */
+  const sources = listFiles(join(IR_SRC, 'runtime'), '.c').filter((f) => !f.endsWith('codemem.c'));
+  const runtime = await pool(sources, 2, (f) => compileC(f, RUNTIME_FLAGS, []));
+  linkImage(runtime, RUNTIME_IR, '', 'kjit-runtime');
   const codemem = await compileC(join(IR_SRC, 'runtime', 'codemem.c'), RUNTIME_FLAGS, []);
   mkdirSync(BUILD_IR, { recursive: true });
   writeFileSync(CODEMEM_IR, codemem.bitcode);

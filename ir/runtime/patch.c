@@ -1,0 +1,142 @@
+/*
+ * @fileoverview Redirecting live code: the 5-byte patchable entry LLVM puts
+ * at the start of every function compiled with
+ * "patchable-function-entry"="5" (one NOP, 0f 1f 44 00 08, at the 16-byte
+ * aligned entry, before the frame set-up) is rewritten into `jmp rel32` to
+ * another version of the function, or back into the NOP.
+ *
+ * Only the host's main thread pokes, one poke at a time; the kernel thread
+ * may be executing the very bytes being written.  The code pages are never
+ * writable in the execution view: bytes are written through the region's
+ * writable alias (ir/runtime/codemem.c), which maps the same memory.
+ *
+ * Protocol (the x86 cross-modifying-code rule, as Linux's text_poke_bp):
+ *   1. publish the poke (site, the instruction being installed) where the
+ *      trap handler finds it, with release order;
+ *   2. write int3 (0xcc) over the site's first byte through the alias;
+ *   3. membarrier(PRIVATE_EXPEDITED_SYNC_CORE): every thread of the process
+ *      executes a core-serializing instruction, so from here on any core that
+ *      reaches the site fetches the int3, never a stale first byte next to
+ *      new tail bytes.  A thread that hits the int3 traps; kjit_poke_trap()
+ *      emulates the instruction being installed (jumps to the new target, or
+ *      for a restore skips the 5 bytes), so it never executes a torn one;
+ *   4. write bytes 1..4 (the rel32, or the NOP's tail) through the alias;
+ *   5. membarrier: the tail is visible to every core before the first byte
+ *      changes;
+ *   6. write the first byte (0xe9, or the NOP's 0x0f);
+ *   7. membarrier: every core now sees the whole new instruction;
+ *   8. retract the poke.  A trap that was already taken before this point
+ *      has emulated the new instruction, which is what now stands.
+ * The site is 16-byte aligned, so its 5 bytes lie in one cache line.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "kjit_rt.h"
+
+static const uint8_t patch_nop[KJIT_PATCH_BYTES] = {0x0f, 0x1f, 0x44, 0x00, 0x08};
+
+/* The poke in progress (step 1 .. 8), read by the trap handler. */
+static struct {
+  uint64_t site;   /* execution address of the first byte; 0 = none */
+  uint64_t resume; /* where a thread that traps at the site continues */
+} poke;
+
+static int membarrier_ready;
+
+static int sync_cores(void) {
+  if (!membarrier_ready) {
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) != 0) return -errno;
+    membarrier_ready = 1;
+  }
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0 ? 0 : -errno;
+}
+
+/* What the 5 bytes at `site` are: 0 the NOP, 1 a jmp rel32 (target in
+ * *target), -1 anything else (not a patchable entry). */
+int kjit_patch_read(uint64_t site, uint64_t *target) {
+  const uint8_t *p = (const uint8_t *)site;
+  if (memcmp(p, patch_nop, KJIT_PATCH_BYTES) == 0) return 0;
+  if (p[0] == 0xe9) {
+    int32_t rel;
+    memcpy(&rel, p + 1, 4);
+    if (target) *target = site + KJIT_PATCH_BYTES + (int64_t)rel;
+    return 1;
+  }
+  return -1;
+}
+
+static int poke_bytes(uint64_t site, uint8_t *alias, const uint8_t insn[KJIT_PATCH_BYTES], uint64_t resume) {
+  /* 0: make sure membarrier works (and is registered) before touching code */
+  int err = sync_cores();
+  if (err) return err;
+  __atomic_store_n(&poke.resume, resume, __ATOMIC_RELAXED);
+  __atomic_store_n(&poke.site, site, __ATOMIC_RELEASE); /* 1 */
+  __atomic_store_n(&alias[0], (uint8_t)0xcc, __ATOMIC_RELEASE); /* 2 */
+  if ((err = sync_cores())) goto out; /* 3 */
+  for (int i = 1; i < KJIT_PATCH_BYTES; i++) __atomic_store_n(&alias[i], insn[i], __ATOMIC_RELAXED); /* 4 */
+  if ((err = sync_cores())) goto out; /* 5 */
+  __atomic_store_n(&alias[0], insn[0], __ATOMIC_RELEASE); /* 6 */
+  err = sync_cores(); /* 7 */
+out:
+  if (err) {
+    /* A registered membarrier does not fail; if it ever did, the int3 stays
+     * armed with its emulation in place, which keeps every caller correct. */
+    return err;
+  }
+  __atomic_store_n(&poke.site, 0, __ATOMIC_RELEASE); /* 8 */
+  return 0;
+}
+
+/*
+ * Point the patchable entry at `site` (execution address; `alias` is the same
+ * byte in the writable view) to `target`: a jmp rel32, so `target` must be
+ * within +-2 GiB (it is: all code is in one region of at most 1 GiB).
+ * `expect_target` is what the entry must point to now (0: the NOP): a poke
+ * never overwrites bytes it does not recognise.  Returns 0 or -errno.
+ */
+int kjit_patch_redirect(uint64_t site, uint64_t alias, uint64_t target, uint64_t expect_target) {
+  if (site % 16) return -EINVAL;
+  uint64_t now = 0;
+  int kind = kjit_patch_read(site, &now);
+  if (kind < 0) return -ENOEXEC;
+  if ((kind == 0 && expect_target != 0) || (kind == 1 && now != expect_target)) return -ESTALE;
+  int64_t rel = (int64_t)target - (int64_t)(site + KJIT_PATCH_BYTES);
+  if (rel < INT32_MIN || rel > INT32_MAX) return -ERANGE;
+  uint8_t insn[KJIT_PATCH_BYTES] = {0xe9};
+  int32_t rel32 = (int32_t)rel;
+  memcpy(insn + 1, &rel32, 4);
+  return poke_bytes(site, (uint8_t *)alias, insn, target);
+}
+
+/* Put the NOP back: calls run the code at `site` again.  `expect_target` as above. */
+int kjit_patch_restore(uint64_t site, uint64_t alias, uint64_t expect_target) {
+  if (site % 16) return -EINVAL;
+  uint64_t now = 0;
+  int kind = kjit_patch_read(site, &now);
+  if (kind < 0) return -ENOEXEC;
+  if (kind == 0) return 0;
+  if (now != expect_target) return -ESTALE;
+  return poke_bytes(site, (uint8_t *)alias, patch_nop, site + KJIT_PATCH_BYTES);
+}
+
+/* Called by the runtime's SIGTRAP handler: 1 if the trap was a thread
+ * reaching a site being poked (it now resumes where the new instruction
+ * leads), 0 if it is not ours. */
+int kjit_patch_trap(void *ucv) {
+  ucontext_t *uc = (ucontext_t *)ucv;
+  uint64_t site = __atomic_load_n(&poke.site, __ATOMIC_ACQUIRE);
+  uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+  if (!site || rip != site + 1) return 0;
+  uc->uc_mcontext.gregs[REG_RIP] = (greg_t)__atomic_load_n(&poke.resume, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&kjit_cb.patch_traps[0], 1, __ATOMIC_RELAXED);
+  return 1;
+}
