@@ -25,8 +25,13 @@
  *      changes;
  *   6. write the first byte (0xe9, or the NOP's 0x0f);
  *   7. membarrier: every core now sees the whole new instruction;
- *   8. retract the poke.  A trap that was already taken before this point
- *      has emulated the new instruction, which is what now stands.
+ *   8. retract the poke.
+ * A thread can take the int3 trap during steps 2..7 and run its handler
+ * only after step 8 (membarrier serializes cores; it does not wait for a
+ * pending signal).  So the handler does not rely on the record alone: every
+ * site ever poked is remembered, and a trap at such a site whose first byte
+ * is no longer int3 simply re-executes the site, which now holds a whole
+ * instruction (old or new, both correct).
  * The site is 16-byte aligned, so its 5 bytes lie in one cache line.
  */
 #ifndef _GNU_SOURCE
@@ -52,6 +57,33 @@ static struct {
 
 static int membarrier_ready;
 
+/* Every site ever poked (open addressing; written by the poking thread
+ * before its first int3, read by trap handlers). */
+#define POKED_SLOTS 16384
+static uint64_t poked[POKED_SLOTS];
+
+static uint64_t *poked_slot(uint64_t site) {
+  uint64_t h = (site >> 4) * 0x9e3779b97f4a7c15ull;
+  for (uint64_t i = 0; i < POKED_SLOTS; i++) {
+    uint64_t *slot = &poked[(h + i) % POKED_SLOTS];
+    uint64_t v = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (v == site || v == 0) return slot;
+  }
+  return NULL;
+}
+
+static int remember_site(uint64_t site) {
+  uint64_t *slot = poked_slot(site);
+  if (!slot) return -ENOSPC;
+  __atomic_store_n(slot, site, __ATOMIC_RELEASE);
+  return 0;
+}
+
+static int was_poked(uint64_t site) {
+  uint64_t *slot = poked_slot(site);
+  return slot && __atomic_load_n(slot, __ATOMIC_ACQUIRE) == site;
+}
+
 static int sync_cores(void) {
   if (!membarrier_ready) {
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) != 0) return -errno;
@@ -75,9 +107,11 @@ int kjit_patch_read(uint64_t site, uint64_t *target) {
 }
 
 static int poke_bytes(uint64_t site, uint8_t *alias, const uint8_t insn[KJIT_PATCH_BYTES], uint64_t resume) {
-  /* 0: make sure membarrier works (and is registered) before touching code */
+  /* 0: make sure membarrier works (and is registered) before touching code,
+   * and remember the site for trap handlers */
   int err = sync_cores();
   if (err) return err;
+  if ((err = remember_site(site))) return err;
   __atomic_store_n(&poke.resume, resume, __ATOMIC_RELAXED);
   __atomic_store_n(&poke.site, site, __ATOMIC_RELEASE); /* 1 */
   __atomic_store_n(&alias[0], (uint8_t)0xcc, __ATOMIC_RELEASE); /* 2 */
@@ -133,10 +167,14 @@ int kjit_patch_restore(uint64_t site, uint64_t alias, uint64_t expect_target) {
  * leads), 0 if it is not ours. */
 int kjit_patch_trap(void *ucv) {
   ucontext_t *uc = (ucontext_t *)ucv;
-  uint64_t site = __atomic_load_n(&poke.site, __ATOMIC_ACQUIRE);
-  uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
-  if (!site || rip != site + 1) return 0;
-  uc->uc_mcontext.gregs[REG_RIP] = (greg_t)__atomic_load_n(&poke.resume, __ATOMIC_RELAXED);
+  uint64_t site = (uint64_t)uc->uc_mcontext.gregs[REG_RIP] - 1;
+  if (!was_poked(site)) return 0;
+  uint64_t resume = site; /* the poke is over: run the whole instruction now there */
+  if (__atomic_load_n((const uint8_t *)site, __ATOMIC_ACQUIRE) == 0xcc &&
+      __atomic_load_n(&poke.site, __ATOMIC_ACQUIRE) == site)
+    resume = __atomic_load_n(&poke.resume, __ATOMIC_RELAXED); /* mid-poke: emulate the new one */
+  /* (an int3 with no matching record re-traps until its poke has finished) */
+  uc->uc_mcontext.gregs[REG_RIP] = (greg_t)resume;
   __atomic_add_fetch(&kjit_cb.patch_traps[0], 1, __ATOMIC_RELAXED);
   return 1;
 }

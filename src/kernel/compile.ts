@@ -15,6 +15,7 @@ import { type BootConfig } from './bootconfig.js';
 import type { Image } from './image.js';
 import type { ModeSpec } from './modes.js';
 import {
+  setPatchableEntries,
   definedFunctionNames,
   detachImplementations,
   internalizeFunctions,
@@ -79,10 +80,13 @@ export interface CompiledImage {
 export interface CompileOptions {
   /** Use the compiled-object cache (default: on unless KJIT_CACHE=0). */
   cache?: boolean;
+  /** Give every function a 5-byte patchable entry, so versions can be installed (src/rejit). */
+  patchable?: boolean;
 }
 
-function cacheKeyFor(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec): string {
+function cacheKeyFor(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec, patchable: boolean): string {
   return cacheKey({
+    patchable,
     image: image.hash,
     runtime: image.runtimeHash,
     mode,
@@ -118,7 +122,7 @@ export async function compileImage(image: Image, mode: ModeSpec, config: BootCon
   const t0 = performance.now();
   const target = mode.hostCpu ? hostTarget() : GENERIC_TARGET;
   const useCache = options.cache ?? cacheEnabled();
-  const key = cacheKeyFor(image, mode, config, target);
+  const key = cacheKeyFor(image, mode, config, target, options.patchable === true);
   if (useCache) {
     const hit = readEntry(key);
     if (hit) {
@@ -129,7 +133,7 @@ export async function compileImage(image: Image, mode: ModeSpec, config: BootCon
       );
     }
   }
-  const compiled = await compileFresh(image, mode, config, target, t0);
+  const compiled = await compileFresh(image, mode, config, target, t0, options);
   if (useCache) writeEntry(key, compiled.objects, compiled.report, compiled.optimized.toBitcode());
   compiled.cache = useCache ? 'miss' : 'off';
   return compiled;
@@ -167,51 +171,82 @@ function emitAssembly(m: Module): Uint8Array | null {
   }
 }
 
-async function compileFresh(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec, t0: number): Promise<CompiledImage> {
+export interface Specialized {
+  /** The image's assembly, emitted (null if it has none). */
+  asmObject: Uint8Array | null;
+  /** Functions defined before specialization. */
+  before: Set<string>;
+  removedReasons: Map<string, string>;
+  fold: Map<string, bigint>;
+  folded: FoldReport;
+  promoted: { functions: number; globals: number };
+}
+
+/**
+ * Boot specialization of `m` (a clone of an image's pristine IR) for one mode
+ * and machine, in place: the image's assembly is moved out and emitted,
+ * absent drivers removed, boot-fixed values folded, internals promoted, every
+ * function pointed at the target.  Re-JIT units apply exactly the same steps
+ * to their own clone, so a version agrees with the code it replaces.
+ */
+export function specialize(m: Module, mode: ModeSpec, config: BootConfig, target: TargetSpec, options: CompileOptions = {}): Specialized {
+  /* Functions the assembly calls (e.g. task_entry from the context switch)
+   * must keep their symbols: the asm object links to them by name. */
+  const asmWords = new Set(m.inlineAsm.match(/[A-Za-z_.$][\w.$]*/g) ?? []);
+  const asmObject = emitAssembly(m);
+  const before = definedFunctionNames(m);
+  const pinned = (name: string) => name.startsWith('kjit_') || asmWords.has(name);
+
+  /* 1. devirtualization: the operations tables of devices this machine does
+   * not have are emptied (the tables stay, as state), and every function
+   * only they reached is deleted. */
+  const removedReasons = new Map<string, string>();
+  if (mode.devirtualize && config.absentDevices.length) {
+    const external = internalizeFunctions(m, pinned);
+    /* first what nothing references at all, so it is not blamed on a driver */
+    m.runPasses('globaldce', null);
+    const reachable = definedFunctionNames(m);
+    for (const name of before) if (!reachable.has(name)) removedReasons.set(name, 'never referenced');
+    detachImplementations(m, config.absentDevices.map((a) => a.impl).filter((x): x is string => !!x));
+    m.runPasses('globaldce', null);
+    const alive = definedFunctionNames(m);
+    const why = `driver for ${config.absentDevices.map((a) => a.name).join(', ')}, a device this machine does not have`;
+    for (const name of reachable) if (!alive.has(name)) removedReasons.set(name, why);
+    /* survivors keep their symbols: per-file builds link by name, and boot
+     * promotes every function anyway (below) */
+    restoreExternal(m, external);
+  }
+  /* 2. folding */
+  const fold = new Map<string, bigint>();
+  for (const v of config.values) {
+    if (!v.bootFixed) continue;
+    if (v.selector ? mode.devirtualize : mode.foldOptions) fold.set(v.sysctl.variable, v.value);
+  }
+  const folded: FoldReport = foldLoads(m, fold);
+
+  /* 3. promotion: every internal function and global becomes a hidden
+   * external symbol with its (unique) name, so re-JIT units built later from
+   * the pristine IR link to this live copy: its state, and its functions
+   * (each stays a real function that can be redirected). Measured cost
+   * against internal functions: about 1% of throughput, 40% more code. */
+  const promoted = mode.promote ? promoteInternals(m, 'all') : { functions: 0, globals: 0 };
+  setTarget(m, target);
+  if (options.patchable) setPatchableEntries(m);
+  return { asmObject, before, removedReasons, fold, folded, promoted };
+}
+
+async function compileFresh(
+  image: Image,
+  mode: ModeSpec,
+  config: BootConfig,
+  target: TargetSpec,
+  t0: number,
+  options: CompileOptions,
+): Promise<CompiledImage> {
   const m = image.pristine.clone();
   let done = false;
   try {
-    /* Functions the assembly calls (e.g. task_entry from the context switch)
-     * must keep their symbols: the asm object links to them by name. */
-    const asmWords = new Set(m.inlineAsm.match(/[A-Za-z_.$][\w.$]*/g) ?? []);
-    const asmObject = emitAssembly(m);
-    const before = definedFunctionNames(m);
-    const pinned = (name: string) => name.startsWith('kjit_') || asmWords.has(name);
-
-    /* 1. devirtualization: the operations tables of devices this machine does
-     * not have are emptied (the tables stay, as state), and every function
-     * only they reached is deleted. */
-    const removedReasons = new Map<string, string>();
-    if (mode.devirtualize && config.absentDevices.length) {
-      const external = internalizeFunctions(m, pinned);
-      /* first what nothing references at all, so it is not blamed on a driver */
-      m.runPasses('globaldce', null);
-      const reachable = definedFunctionNames(m);
-      for (const name of before) if (!reachable.has(name)) removedReasons.set(name, 'never referenced');
-      detachImplementations(m, config.absentDevices.map((a) => a.impl).filter((x): x is string => !!x));
-      m.runPasses('globaldce', null);
-      const alive = definedFunctionNames(m);
-      const why = `driver for ${config.absentDevices.map((a) => a.name).join(', ')}, a device this machine does not have`;
-      for (const name of reachable) if (!alive.has(name)) removedReasons.set(name, why);
-      /* survivors keep their symbols: per-file builds link by name, and boot
-       * promotes every function anyway (below) */
-      restoreExternal(m, external);
-    }
-    /* 2. folding */
-    const fold = new Map<string, bigint>();
-    for (const v of config.values) {
-      if (!v.bootFixed) continue;
-      if (v.selector ? mode.devirtualize : mode.foldOptions) fold.set(v.sysctl.variable, v.value);
-    }
-    const folded: FoldReport = foldLoads(m, fold);
-
-    /* 3. promotion: every internal function and global becomes a hidden
-     * external symbol with its (unique) name, so re-JIT units built later from
-     * the pristine IR link to this live copy: its state, and its functions
-     * (each stays a real function that can be redirected). Measured cost
-     * against internal functions: about 1% of throughput, 40% more code. */
-    const promoted = mode.promote ? promoteInternals(m, 'all') : { functions: 0, globals: 0 };
-    setTarget(m, target);
+    const { asmObject, before, removedReasons, fold, folded, promoted } = specialize(m, mode, config, target, options);
     const tSpecialized = performance.now();
 
     using tm = makeTargetMachine(target);

@@ -231,6 +231,8 @@ export interface BootRequest {
   sysctls: readonly string[];
   /** Use the compiled-object cache (default on; KJIT_CACHE=0 or --no-cache turn it off). */
   cache?: boolean;
+  /** Patchable function entries, so versions can be installed while it runs. */
+  patchable?: boolean;
 }
 
 /** An image compiled for one mode and machine: any number of runs can boot from it. */
@@ -277,7 +279,10 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       owned.push(source);
     }
     const loadMs = performance.now() - t0;
-    const compiled = await compileImage(source, mode, config, req.cache === undefined ? {} : { cache: req.cache });
+    const compiled = await compileImage(source, mode, config, {
+      ...(req.cache === undefined ? {} : { cache: req.cache }),
+      ...(req.patchable ? { patchable: true } : {}),
+    });
     await region;
     let counting: Uint8Array[] | null = null;
     return {

@@ -38,6 +38,20 @@ export function setTarget(m: Module, t: TargetSpec): number {
   return n;
 }
 
+/** LLVM's entry NOP length for a patchable function entry: room for one jmp rel32. */
+export const PATCHABLE_ENTRY_BYTES = 5;
+
+/** Start every defined function with a 5-byte NOP that a jmp rel32 can replace (src/rejit). */
+export function setPatchableEntries(m: Module): number {
+  let n = 0;
+  for (const fn of m.functions()) {
+    if (fn.isDeclaration()) continue;
+    fn.setStringAttribute('patchable-function-entry', String(PATCHABLE_ENTRY_BYTES));
+    n++;
+  }
+  return n;
+}
+
 export interface PromotionReport {
   functions: number;
   globals: number;

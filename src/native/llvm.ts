@@ -722,6 +722,11 @@ export class Module {
     }
   }
 
+  /** A new global variable of type `type` (no initializer yet). */
+  addGlobal(type: Type, name: string): Value {
+    return owned(new Value(C.LLVMAddGlobal(this.ref, type.ref, name) as Ref), this.context)!;
+  }
+
   createBuilder(): Builder {
     return new Builder(this.context);
   }

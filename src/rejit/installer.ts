@@ -1,0 +1,184 @@
+/**
+ * @fileoverview Installing versions of functions into a running kernel.
+ * Mechanism only: it carries out install and revert requests, it never
+ * decides what to install.
+ *
+ * A version goes through named phases; each either completes or leaves the
+ * previous version running:
+ *   build     re-JIT unit from the pristine IR (src/rejit/unit.ts);
+ *   link      its object added to the instance's LLJIT under a resource
+ *             tracker of its own, its address looked up;  -> 'compiled'
+ *   redirect  the function's patchable entry rewritten to jump to it
+ *             (ir/runtime/patch.c);                       -> 'live'
+ * Revert rewrites the entry back to the NOP (or to the previous version).
+ * A version that stops being live is 'retired': new calls no longer reach
+ * it, but a kernel task may still be running in it or be suspended inside
+ * it.  Its code is freed only when that cannot be: today, once the kernel
+ * thread has stopped (a grace period built on the tasks' quiescent points
+ * and stack checks is the next step; until then retired code stays mapped).
+ */
+import type { PreparedBoot } from '../kernel/run.js';
+import type { KernelInstance } from '../kernel/instance.js';
+import { KernelState } from '../native/control-block.js';
+import { CodeRegion } from '../native/codemem.js';
+import { Redirector } from './redirect.js';
+import { buildUnit } from './unit.js';
+import { CodeMap, type CodeVersion, type VersionKind } from './versions.js';
+
+export type InstallPhase = 'build' | 'link' | 'redirect';
+
+export class InstallError extends Error {
+  readonly phase: InstallPhase;
+  readonly fn: string;
+  constructor(fn: string, phase: InstallPhase, cause: unknown) {
+    super(`installing a version of ${fn} failed in phase '${phase}': ${(cause as Error).message ?? String(cause)}`, { cause });
+    this.name = 'InstallError';
+    this.phase = phase;
+    this.fn = fn;
+  }
+}
+
+export interface InstallerStats {
+  installs: number;
+  reverts: number;
+  failures: number;
+  versionsLive: number;
+  versionsRetired: number;
+}
+
+export class Installer {
+  readonly codeMap = new CodeMap();
+  private readonly byFunction = new Map<string, CodeVersion[]>();
+  private readonly redirector: Redirector;
+  private nextId = 1;
+  private readonly stats = { installs: 0, reverts: 0, failures: 0 };
+
+  constructor(
+    private readonly instance: KernelInstance,
+    private readonly prepared: PreparedBoot,
+  ) {
+    this.redirector = new Redirector(instance.jit, CodeRegion.get());
+  }
+
+  /** The function's own entry (where its patchable NOP is). */
+  entryOf(fn: string): bigint {
+    return this.instance.jit.lookup(fn);
+  }
+
+  versionsOf(fn: string): readonly CodeVersion[] {
+    return this.byFunction.get(fn) ?? [];
+  }
+
+  liveVersion(fn: string): CodeVersion | null {
+    return this.versionsOf(fn).find((v) => v.state === 'live') ?? null;
+  }
+
+  /** Phases build and link: a version ready to go live. */
+  compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean } = {}): CodeVersion {
+    const id = this.nextId++;
+    let phase: InstallPhase = 'build';
+    try {
+      const unit = buildUnit(this.prepared, { fn, kind, id, ...(opts.countEntries ? { countEntries: true } : {}) });
+      phase = 'link';
+      const jit = this.instance.jit;
+      const tracker = jit.createResourceTracker();
+      try {
+        jit.addObject(unit.object, tracker);
+        const address = jit.lookup(unit.symbol);
+        const size = jit.symbols().find((s) => s.address === address)?.size ?? 0;
+        const version: CodeVersion = {
+          id,
+          fn,
+          kind,
+          symbol: unit.symbol,
+          address,
+          size,
+          inlines: unit.inlines,
+          state: 'compiled',
+          reason: kind,
+          tracker,
+          times: { compiledMs: unit.ms },
+        };
+        this.byFunction.set(fn, [...this.versionsOf(fn), version]);
+        this.codeMap.add(version);
+        return version;
+      } catch (e) {
+        tracker.remove();
+        tracker.dispose();
+        throw e;
+      }
+    } catch (e) {
+      this.stats.failures++;
+      throw new InstallError(fn, phase, e);
+    }
+  }
+
+  /** Phase redirect: `version` becomes what calls to its function run. Returns the time it took in ms. */
+  activate(version: CodeVersion): number {
+    if (version.state !== 'compiled' && version.state !== 'retired') {
+      throw new Error(`version ${version.id} of ${version.fn} is ${version.state}, not installable`);
+    }
+    const t0 = performance.now();
+    const current = this.liveVersion(version.fn);
+    try {
+      this.redirector.redirect(this.entryOf(version.fn), version.address, current ? current.address : null);
+    } catch (e) {
+      this.stats.failures++;
+      throw new InstallError(version.fn, 'redirect', e);
+    }
+    if (current) current.state = 'retired';
+    version.state = 'live';
+    this.stats.installs++;
+    const ms = performance.now() - t0;
+    version.times.liveMs = ms;
+    return ms;
+  }
+
+  /** The function's own (boot) code runs again; the live version is retired. */
+  revert(fn: string): void {
+    const current = this.liveVersion(fn);
+    if (!current) return;
+    this.redirector.restore(this.entryOf(fn), current.address);
+    current.state = 'retired';
+    this.stats.reverts++;
+  }
+
+  /** Where the function's entry points now. */
+  entryTarget(fn: string): bigint | null {
+    const e = this.redirector.read(this.entryOf(fn));
+    return e.kind === 'jmp' ? e.target : null;
+  }
+
+  /**
+   * Free the code of retired versions.  Safe only when no kernel task can be
+   * inside them: today that means the kernel thread has finished.
+   */
+  freeRetired(): number {
+    const state = this.instance.cb.getNumber('state');
+    if (state === KernelState.RUNNING || state === KernelState.BOOTING) return 0;
+    let n = 0;
+    for (const versions of this.byFunction.values()) {
+      for (const v of versions) {
+        if (v.state !== 'retired' || !v.tracker) continue;
+        v.tracker.remove();
+        v.tracker.dispose();
+        v.tracker = null;
+        v.state = 'freed';
+        n++;
+      }
+    }
+    return n;
+  }
+
+  summary(): InstallerStats {
+    let live = 0;
+    let retired = 0;
+    for (const versions of this.byFunction.values()) {
+      for (const v of versions) {
+        if (v.state === 'live') live++;
+        if (v.state === 'retired') retired++;
+      }
+    }
+    return { ...this.stats, versionsLive: live, versionsRetired: retired };
+  }
+}

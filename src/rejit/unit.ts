@@ -1,0 +1,124 @@
+/**
+ * @fileoverview Building a version of one function of a booted image: a
+ * re-JIT unit.  It starts, like boot did, from the image's pristine IR and
+ * goes through exactly boot's specialization (so it agrees with the live
+ * code on folded values, promoted names and target), then keeps only the
+ * function, renamed to a symbol of its own, plus the bodies of the functions
+ * it calls (to depth 2) as available_externally so the optimizer may inline
+ * them.  Everything else is a declaration that links to the live image.
+ */
+import { KjitError } from '../errors.js';
+import { makeTargetMachine, specialize } from '../kernel/compile.js';
+import type { PreparedBoot } from '../kernel/run.js';
+import { Linkage, type Module, type Value, Visibility } from '../native/llvm.js';
+import type { VersionKind } from './versions.js';
+
+export interface UnitRequest {
+  fn: string;
+  kind: VersionKind;
+  /** Unique among this instance's versions. */
+  id: number;
+  /** Count entries into the version in a global `<symbol>.hits`. */
+  countEntries?: boolean;
+  /** Callee depth whose bodies the optimizer may inline. */
+  inlineDepth?: number;
+}
+
+export interface BuiltUnit {
+  object: Uint8Array;
+  symbol: string;
+  hitsSymbol: string | null;
+  /** Functions whose bodies the version may contain (the inline map). */
+  inlines: string[];
+  ms: number;
+}
+
+export function versionSymbol(fn: string, id: number): string {
+  return `${fn}.kjit.v${id}`;
+}
+
+function directCallees(fn: Value): Set<string> {
+  const out = new Set<string>();
+  for (const inst of fn.instructions()) {
+    if (!inst.isCall()) continue;
+    const callee = inst.calledFunction();
+    if (callee && !callee.isDeclaration() && !callee.name.startsWith('llvm.')) out.add(callee.name);
+  }
+  return out;
+}
+
+/** Functions reachable from `root` by direct calls within `depth` steps. */
+function calleesWithin(m: Module, root: Value, depth: number): Set<string> {
+  const seen = new Set<string>();
+  let frontier = [root];
+  for (let d = 0; d < depth && frontier.length; d++) {
+    const next: Value[] = [];
+    for (const f of frontier) {
+      for (const name of directCallees(f)) {
+        if (seen.has(name) || name === root.name) continue;
+        seen.add(name);
+        const callee = m.getFunction(name);
+        if (callee) next.push(callee);
+      }
+    }
+    frontier = next;
+  }
+  return seen;
+}
+
+export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
+  const t0 = performance.now();
+  const m = p.image.pristine.clone();
+  try {
+    specialize(m, p.mode, p.config, p.compiled.target);
+    const fn = m.getFunction(req.fn);
+    if (!fn || fn.isDeclaration()) {
+      throw new KjitError(`the image defines no function '${req.fn}' (or boot removed it)`, 'name a function of the running kernel');
+    }
+    const inlines = calleesWithin(m, fn, req.inlineDepth ?? 2);
+    /* 1. everything but the function and its callees becomes a declaration */
+    for (const f of m.functions()) {
+      if (!f.isDeclaration() && f.name !== req.fn && !inlines.has(f.name)) f.linkage = Linkage.AvailableExternally;
+    }
+    for (const g of m.globals()) {
+      if (g.name.startsWith('llvm.')) g.erase();
+      else if (!g.isDeclaration() && !g.isConstantGlobal) g.linkage = Linkage.AvailableExternally;
+    }
+    m.runPasses('elim-avail-extern', null);
+    /* 2. the callees' bodies and constant data (operations tables: calls
+     * through them fold to direct calls as in boot) are there for the
+     * optimizer, never emitted: the live copies stay in use */
+    for (const name of inlines) {
+      const f = m.getFunction(name);
+      if (f && !f.isDeclaration()) f.linkage = Linkage.AvailableExternally;
+    }
+    for (const g of m.globals()) {
+      if (!g.isDeclaration() && g.isConstantGlobal) g.linkage = Linkage.AvailableExternally;
+    }
+    /* 3. the version itself, under its own symbol */
+    const symbol = versionSymbol(req.fn, req.id);
+    fn.name = symbol;
+    fn.linkage = Linkage.External;
+    fn.visibility = Visibility.Hidden;
+    fn.removeStringAttribute('patchable-function-entry');
+    let hitsSymbol: string | null = null;
+    if (req.countEntries) {
+      hitsSymbol = `${symbol}.hits`;
+      const i64 = m.context.int64Type();
+      const hits = m.addGlobal(i64, hitsSymbol);
+      hits.initializer = i64.constInt(0n);
+      hits.visibility = Visibility.Hidden;
+      using b = m.createBuilder();
+      const first = fn.instructions().next().value as Value;
+      b.incrementBefore(first, hits, 0);
+    }
+    const problem = m.verify();
+    if (problem) throw new KjitError(`the version of ${req.fn} fails verification: ${problem.split('\n')[0]}`, 'report this as a kjit bug', 1);
+    using tm = makeTargetMachine(p.compiled.target);
+    m.runPasses(p.mode.pipeline, tm);
+    const object = tm.emitObject(m);
+    return { object, symbol, hitsSymbol, inlines: [...inlines], ms: performance.now() - t0 };
+  } finally {
+    m.dispose();
+  }
+}
