@@ -82,9 +82,59 @@ describe('installing versions into a running kernel', () => {
       expect(s.versionsLive).toBe(0);
       latencies.sort((a, b) => a - b);
       expect(latencies[Math.floor(latencies.length / 2)]).toBeLessThan(50); /* ms; the benchmark measures it properly */
-      expect(installer.freeRetired()).toBe(2);
+      expect(await installer.freeRetired()).toBe(2); /* the kernel has stopped: no grace needed */
       expect(v1.state).toBe('freed');
       expect(installer.codeMap.find(v1.address)?.id).toBe(v1.id); /* attribution survives */
+    } finally {
+      await instance.dispose();
+    }
+  });
+
+  it('frees retired code only after no kernel stack reaches into it', async () => {
+    /* Workers park inside sys_poll (blocked on a wait queue) whenever they
+     * have no job, so code of sys_poll is on some task's stack nearly always. */
+    const fn = 'sys_poll';
+    const { opts } = instanceOptions(p, { ...run, ops: 0n }); /* runs until stopped */
+    const instance = KernelInstance.load(p.compiled.objects, opts);
+    const installer = new Installer(instance, p);
+    const cb = instance.cb;
+    /* ask the runtime directly whether any stack reaches into [lo, hi) */
+    const ask = async (lo: bigint, hi: bigint, waitMs: number) => {
+      const checks = cb.get('grace_checks');
+      const busy = cb.get('grace_busy');
+      cb.array('grace_lo')[0] = lo;
+      cb.array('grace_hi')[0] = hi;
+      cb.set('grace_n', 1);
+      const request = cb.get('grace_request') + 1n;
+      cb.set('grace_request', request);
+      instance.ringDoorbell();
+      await new Promise((r) => setTimeout(r, waitMs));
+      return { answered: cb.get('grace_done') >= request, checks: cb.get('grace_checks') - checks, busy: cb.get('grace_busy') - busy };
+    };
+    try {
+      const v = installer.compile(fn, 'optimized');
+      instance.start();
+      while (cb.get('ops_done') < 1000n) await new Promise((r) => setTimeout(r, 1));
+      installer.activate(v);
+      /* while it is live, tasks are always inside it: never answered */
+      const live = await ask(v.address, v.address + BigInt(v.size), 100);
+      expect(live.answered).toBe(false);
+      expect(live.checks).toBeGreaterThan(100);
+      expect(live.busy).toBeGreaterThanOrEqual(live.checks - 1n); /* every scan found it (counters read while it scans) */
+      /* the boot code of sys_poll is no longer entered: answered at once */
+      const entry = installer.entryOf(fn);
+      const boot = await ask(entry, entry + 64n, 100);
+      expect(boot.answered).toBe(true);
+
+      installer.revert(fn);
+      expect(v.state).toBe('retired');
+      expect(await installer.freeRetired(5000)).toBe(1);
+      expect(v.state).toBe('freed');
+      expect(installer.graceMs.length).toBe(1);
+      /* and the kernel goes on serving from the boot code */
+      const after = cb.get('ops_done');
+      while (cb.get('ops_done') < after + 5000n) await new Promise((r) => setTimeout(r, 1));
+      instance.checkHealthy('after freeing a retired version');
     } finally {
       await instance.dispose();
     }

@@ -24,6 +24,7 @@
 #define KJIT_LAT_MIN_SHIFT 5                /* values below 32 ns share bucket 0 */
 #define KJIT_LAT_BUCKETS 512
 #define KJIT_MAX_TASKS 64
+#define KJIT_GRACE_RANGES 64                /* retired code ranges one grace request can carry */
 #define KJIT_HW_MAX_DEVICES 8
 #define KJIT_MSG_WORDS 32                   /* 256-byte message (panic / fault text) */
 #define KJIT_LOG_WORDS 1024                 /* 8 KiB kernel log ring ("dmesg") */
@@ -78,6 +79,13 @@ enum kjit_state {
   X(lat_hist, KJIT_LAT_BUCKETS, "log-linear latency histogram (see kjit_lat_bucket)") \
   X(count_indirect_calls, 1, "counting builds only: indirect calls executed")        \
   X(count_sysctl_loads, 1, "counting builds only: sysctl loads executed")            \
+  X(grace_request, 1, "host -> kernel: bumped after writing grace_lo/hi/n: is any task inside these ranges?") \
+  X(grace_done, 1, "kernel -> host: the last request no task's stack reaches into (then they may be freed)") \
+  X(grace_checks, 1, "stack scans done for grace requests")                          \
+  X(grace_busy, 1, "scans that found a return address inside a range (retried later)") \
+  X(grace_n, 1, "host -> kernel: ranges in grace_lo/grace_hi")                       \
+  X(grace_lo, KJIT_GRACE_RANGES, "host -> kernel: start of each retired code range") \
+  X(grace_hi, KJIT_GRACE_RANGES, "host -> kernel: end of each retired code range")   \
   X(patch_traps, 1, "threads that reached a code site while it was being rewritten (emulated)") \
   X(fault_count, 1, "synchronous faults taken in kernel code")                       \
   X(fault_signo, 1, "signal of the last fault")                                      \

@@ -132,4 +132,13 @@ int kjit_patch_redirect(uint64_t site, uint64_t alias, uint64_t target, uint64_t
 int kjit_patch_restore(uint64_t site, uint64_t alias, uint64_t expect_target);
 int kjit_patch_trap(void *ucontext);
 
+/* ---- grace periods (grace.c) ------------------------------------------------ */
+
+/* The kernel tells the runtime where a task's stack is and where its saved
+ * stack pointer lives (for the stack scans of grace periods). */
+void kjit_task_stack(uint32_t task, const uint64_t *saved_rsp, uint64_t lo, uint64_t hi);
+/* At a quiescent point: answer a pending grace request (runtime-internal). */
+void kjit_grace_poll(void);
+extern uint64_t kjit_main_frame_top;
+
 #endif

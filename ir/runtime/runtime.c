@@ -160,6 +160,7 @@ void kjit_idle_until(uint64_t deadline_ns) {
   uint32_t *word = (uint32_t *)&kjit_cb.doorbell[0];
   uint32_t seen = __atomic_load_n(word, __ATOMIC_ACQUIRE);
   if (LOAD(stop)) return;
+  kjit_grace_poll(); /* no task runs while the kernel idles */
   uint64_t t0 = kjit_now_ns();
   if (deadline_ns && deadline_ns <= t0) return;
   struct timespec ts, *tsp = NULL;
@@ -187,6 +188,7 @@ void kjit_task_register(uint32_t task) {
 void kjit_quiescent(uint32_t task) {
   if (task < KJIT_MAX_TASKS)
     __atomic_store_n(&kjit_cb.qs[task], kjit_cb.qs[task] + 1, __ATOMIC_RELEASE);
+  kjit_grace_poll();
 }
 
 /* ---- memory, machine, log ------------------------------------------------ */
@@ -322,6 +324,7 @@ void kjit_select_alternatives(void) {
 
 static void entry_loop(void) {
   for (;;) {
+    kjit_grace_poll(); /* between operations no image code is running */
     uint64_t arrival;
     int64_t i = kjit_op_next(&arrival);
     if (i == KJIT_OP_DONE) return;
@@ -337,6 +340,7 @@ static void entry_loop(void) {
 void *kjit_thread_main(void *arg) {
   (void)arg;
   kernel_thread = pthread_self();
+  kjit_main_frame_top = (uint64_t)__builtin_frame_address(0);
   /* Idle blocks end at an operation's arrival time: without this, Linux's
    * default 50 us timer slack would add to every open-loop latency. */
   prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);

@@ -124,6 +124,11 @@ export class KernelInstance {
   /** Ask the kernel to finish its operations and return. */
   requestStop(): void {
     this.cb.set('stop', 1);
+    this.ringDoorbell();
+  }
+
+  /** Wake the kernel if it is blocked idle (it then re-reads the control block). */
+  ringDoorbell(): void {
     const word = this.cb.addressOf('doorbell');
     libc.bumpU32(word, 1);
     libc.futexWake(word, 1);

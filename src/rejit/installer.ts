@@ -13,9 +13,9 @@
  * Revert rewrites the entry back to the NOP (or to the previous version).
  * A version that stops being live is 'retired': new calls no longer reach
  * it, but a kernel task may still be running in it or be suspended inside
- * it.  Its code is freed only when that cannot be: today, once the kernel
- * thread has stopped (a grace period built on the tasks' quiescent points
- * and stack checks is the next step; until then retired code stays mapped).
+ * it.  Its code is freed (its resource tracker removed) only after a grace
+ * period: the runtime, at a quiescent point, found no return address inside
+ * it on any kernel stack (ir/runtime/grace.c), or the kernel thread ended.
  */
 import type { PreparedBoot } from '../kernel/run.js';
 import type { KernelInstance } from '../kernel/instance.js';
@@ -149,26 +149,63 @@ export class Installer {
     return e.kind === 'jmp' ? e.target : null;
   }
 
-  /**
-   * Free the code of retired versions.  Safe only when no kernel task can be
-   * inside them: today that means the kernel thread has finished.
-   */
-  freeRetired(): number {
-    const state = this.instance.cb.getNumber('state');
-    if (state === KernelState.RUNNING || state === KernelState.BOOTING) return 0;
-    let n = 0;
-    for (const versions of this.byFunction.values()) {
-      for (const v of versions) {
-        if (v.state !== 'retired' || !v.tracker) continue;
-        v.tracker.remove();
-        v.tracker.dispose();
-        v.tracker = null;
-        v.state = 'freed';
-        n++;
-      }
-    }
-    return n;
+  private retired(): CodeVersion[] {
+    const out: CodeVersion[] = [];
+    for (const versions of this.byFunction.values()) for (const v of versions) if (v.state === 'retired' && v.tracker) out.push(v);
+    return out;
   }
+
+  private free(v: CodeVersion): void {
+    v.tracker!.remove();
+    v.tracker!.dispose();
+    v.tracker = null;
+    v.state = 'freed';
+    v.times.freedMs = performance.now();
+  }
+
+  private kernelRunning(): boolean {
+    const state = this.instance.cb.getNumber('state');
+    return state === KernelState.RUNNING || state === KernelState.BOOTING;
+  }
+
+  /**
+   * Free the code of retired versions once no kernel stack reaches into it.
+   * A grace request carries at most KJIT_GRACE_RANGES ranges; the rest wait
+   * for the next call.  Resolves with the number freed (0 on timeout: they
+   * stay retired and are tried again later).
+   */
+  async freeRetired(timeoutMs = 1000): Promise<number> {
+    let batch = this.retired();
+    if (!this.kernelRunning()) {
+      for (const v of batch) this.free(v);
+      return batch.length;
+    }
+    const cb = this.instance.cb;
+    const lo = cb.array('grace_lo');
+    batch = batch.slice(0, lo.length);
+    if (batch.length === 0) return 0;
+    const hi = cb.array('grace_hi');
+    batch.forEach((v, i) => {
+      lo[i] = v.address;
+      hi[i] = v.address + BigInt(Math.max(1, v.size));
+    });
+    cb.set('grace_n', batch.length);
+    const request = cb.get('grace_request') + 1n;
+    cb.set('grace_request', request); /* after the ranges: the kernel reads them once it sees this */
+    this.instance.ringDoorbell();
+    const t0 = performance.now();
+    const started = performance.now();
+    while (cb.get('grace_done') < request && this.kernelRunning()) {
+      if (performance.now() - t0 > timeoutMs) return 0;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    this.graceMs.push(performance.now() - started);
+    for (const v of batch) this.free(v);
+    return batch.length;
+  }
+
+  /** How long grace periods took (ms), for the install benchmark. */
+  readonly graceMs: number[] = [];
 
   summary(): InstallerStats {
     let live = 0;

@@ -98,6 +98,7 @@ struct task *task_create(const char *comm, void (*fn)(void *), void *arg, u32 ui
 
   tasks[ntasks++] = t;
   kjit_task_register(t->id);
+  kjit_task_stack(t->id, &t->ctx.rsp, (u64)(uintptr_t)stack, (u64)(uintptr_t)(stack + TASK_STACK_SIZE));
   list_add_tail(&t->run_node, &runq);
   return t;
 }
