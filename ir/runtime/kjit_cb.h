@@ -86,6 +86,13 @@ enum kjit_state {
   X(grace_n, 1, "host -> kernel: ranges in grace_lo/grace_hi")                       \
   X(grace_lo, KJIT_GRACE_RANGES, "host -> kernel: start of each retired code range") \
   X(grace_hi, KJIT_GRACE_RANGES, "host -> kernel: end of each retired code range")   \
+  X(poke_request, 1, "host -> kernel: bumped after writing poke_*: rewrite one patchable entry at a quiescent point") \
+  X(poke_done, 1, "kernel -> host: the last poke request carried out")               \
+  X(poke_result, 1, "kernel -> host: 0, or -errno (ESTALE: the entry was not poke_old)") \
+  X(poke_site, 1, "host -> kernel: execution address of the entry")                  \
+  X(poke_alias, 1, "host -> kernel: the same byte in the writable alias")            \
+  X(poke_old, 1, "host -> kernel: the 5 bytes expected there now (little-endian)")   \
+  X(poke_new, 1, "host -> kernel: the 5 bytes to write")                             \
   X(patch_traps, 1, "threads that reached a code site while it was being rewritten (emulated)") \
   X(fault_count, 1, "synchronous faults taken in kernel code")                       \
   X(fault_signo, 1, "signal of the last fault")                                      \

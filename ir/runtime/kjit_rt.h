@@ -131,6 +131,8 @@ int kjit_patch_read(uint64_t site, uint64_t *target);
 int kjit_patch_redirect(uint64_t site, uint64_t alias, uint64_t target, uint64_t expect_target);
 int kjit_patch_restore(uint64_t site, uint64_t alias, uint64_t expect_target);
 int kjit_patch_trap(void *ucontext);
+/* At a quiescent point: carry out a poke the host posted (runtime-internal). */
+void kjit_poke_poll(void);
 
 /* ---- grace periods (grace.c) ------------------------------------------------ */
 

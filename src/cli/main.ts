@@ -21,6 +21,7 @@ usage:
              [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
              [--nic virtq|ring] [--sysctl NAME=VALUE]... [--no-count] [--no-cache] [--report] [--log] [--json]
   kjit bench boot [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes a,b] [--out FILE]
+  kjit bench install [--json] [--runs N] [--seconds S] [--workload W] [--function F] [--install-gap-ms MS] [--out FILE]
   kjit demo  boot the reference kernel in stock and boot modes and compare them
   kjit help
 
@@ -143,7 +144,8 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
 
 async function cmdBench(argv: string[]): Promise<number> {
   const [suite, ...rest] = argv;
-  if (suite !== 'boot') throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot`');
+  if (suite === 'install') return cmdBenchInstall(rest);
+  if (suite !== 'boot') throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot` or `kjit bench install`');
   const { values, positionals } = parse(rest, {
     json: { type: 'boolean', default: false },
     runs: { type: 'string' },
@@ -161,6 +163,30 @@ async function cmdBench(argv: string[]): Promise<number> {
     seconds: num(v.seconds as string | undefined, '--seconds', 1),
     ...(v.workloads ? { workloads: (v.workloads as string).split(',') } : {}),
     ...(v.modes ? { modes: (v.modes as string).split(',') } : {}),
+    ...(v.out ? { out: v.out as string } : {}),
+  });
+}
+
+async function cmdBenchInstall(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    workload: { type: 'string', default: 'web' },
+    function: { type: 'string', default: 'kmem_cache_alloc' },
+    'install-gap-ms': { type: 'string' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
+  const v = values as Record<string, string | boolean | undefined>;
+  const { benchInstall } = await import('../../bench/install.js');
+  return benchInstall({
+    json: v.json === true,
+    runs: num(v.runs as string | undefined, '--runs', 5),
+    seconds: num(v.seconds as string | undefined, '--seconds', 2),
+    workload: v.workload as string,
+    fn: v.function as string,
+    installGapMs: num(v['install-gap-ms'] as string | undefined, '--install-gap-ms', 0),
     ...(v.out ? { out: v.out as string } : {}),
   });
 }

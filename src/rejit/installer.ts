@@ -44,6 +44,8 @@ export interface InstallerStats {
   failures: number;
   versionsLive: number;
   versionsRetired: number;
+  /** Entry rewrites done by the kernel thread at quiescent points / by the host (int3 protocol). */
+  pokes: { kernel: number; host: number };
 }
 
 export class Installer {
@@ -57,7 +59,7 @@ export class Installer {
     private readonly instance: KernelInstance,
     private readonly prepared: PreparedBoot,
   ) {
-    this.redirector = new Redirector(instance.jit, CodeRegion.get());
+    this.redirector = new Redirector(instance, CodeRegion.get());
   }
 
   /** The function's own entry (where its patchable NOP is). */
@@ -113,15 +115,32 @@ export class Installer {
     }
   }
 
-  /** Phase redirect: `version` becomes what calls to its function run. Returns the time it took in ms. */
-  activate(version: CodeVersion): number {
+  /* Redirects run one at a time: each checks the entry's current bytes. */
+  private tail: Promise<unknown> = Promise.resolve();
+  private exclusive<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(step, step);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  /** Phase redirect: `version` becomes what calls to its function run. Resolves with the time it took in ms. */
+  activate(version: CodeVersion): Promise<number> {
+    return this.exclusive(() => this.activateNow(version));
+  }
+
+  /** The function's own (boot) code runs again; the live version is retired. */
+  revert(fn: string): Promise<void> {
+    return this.exclusive(() => this.revertNow(fn));
+  }
+
+  private async activateNow(version: CodeVersion): Promise<number> {
     if (version.state !== 'compiled' && version.state !== 'retired') {
       throw new Error(`version ${version.id} of ${version.fn} is ${version.state}, not installable`);
     }
     const t0 = performance.now();
     const current = this.liveVersion(version.fn);
     try {
-      this.redirector.redirect(this.entryOf(version.fn), version.address, current ? current.address : null);
+      await this.redirector.redirect(this.entryOf(version.fn), version.address, current ? current.address : null);
     } catch (e) {
       this.stats.failures++;
       throw new InstallError(version.fn, 'redirect', e);
@@ -134,11 +153,10 @@ export class Installer {
     return ms;
   }
 
-  /** The function's own (boot) code runs again; the live version is retired. */
-  revert(fn: string): void {
+  private async revertNow(fn: string): Promise<void> {
     const current = this.liveVersion(fn);
     if (!current) return;
-    this.redirector.restore(this.entryOf(fn), current.address);
+    await this.redirector.restore(this.entryOf(fn), current.address);
     current.state = 'retired';
     this.stats.reverts++;
   }
@@ -216,6 +234,6 @@ export class Installer {
         if (v.state === 'retired') retired++;
       }
     }
-    return { ...this.stats, versionsLive: live, versionsRetired: retired };
+    return { ...this.stats, versionsLive: live, versionsRetired: retired, pokes: { ...this.redirector.counts } };
   }
 }

@@ -1,12 +1,18 @@
 /**
  * @fileoverview Redirecting a running kernel's function to another version
- * of it: the host side of ir/runtime/patch.c, which writes the function's
- * 5-byte patchable entry (a NOP, or `jmp rel32` to the version) with the
- * int3 protocol through the code region's writable alias.  Mechanism only:
- * what to redirect, and when, is decided elsewhere.
+ * of it: the host side of ir/runtime/patch.c, which rewrites the function's
+ * 5-byte patchable entry (a NOP, or `jmp rel32` to the version).
+ *
+ * While the kernel thread runs, the poke is posted in the control block and
+ * the kernel thread writes it itself at its next quiescent point (no
+ * cross-modifying code, no IPIs); if it does not get there within
+ * `kernelWaitMs`, or the kernel is not running, the host writes the entry
+ * with the int3 protocol.  Mechanism only: what to redirect, and when, is
+ * decided elsewhere.
  */
+import type { KernelInstance } from '../kernel/instance.js';
 import type { CodeRegion } from '../native/codemem.js';
-import type { LLJIT } from '../native/llvm.js';
+import { KernelState } from '../native/control-block.js';
 
 const ERRNO: Record<number, string> = {
   8: 'the site is not a patchable function entry (compile the image with patchable entries)',
@@ -26,11 +32,28 @@ export class RedirectError extends Error {
 
 export type EntryState = { kind: 'nop' } | { kind: 'jmp'; target: bigint } | { kind: 'other' };
 
+const NOP = 0x0800441f0fn; /* 0f 1f 44 00 08, little-endian */
+
+function jmpBytes(site: bigint, target: bigint): bigint {
+  const rel = target - (site + 5n);
+  if (rel < -(1n << 31n) || rel >= 1n << 31n) throw new RedirectError(`0x${site.toString(16)}`, 34);
+  return 0xe9n | (BigInt.asUintN(32, rel) << 8n);
+}
+
 export class Redirector {
+  /** How long to wait for the kernel thread's quiescent point before poking from the host. */
+  kernelWaitMs = 50;
+  /** Pokes done by the kernel thread / by the host with the int3 protocol. */
+  readonly counts = { kernel: 0, host: 0 };
+
   constructor(
-    private readonly jit: LLJIT,
+    private readonly instance: KernelInstance,
     private readonly region: CodeRegion,
   ) {}
+
+  private get jit() {
+    return this.instance.jit;
+  }
 
   private alias(site: bigint): bigint {
     if (!this.region.contains(site)) throw new RedirectError(`0x${site.toString(16)}`, 8);
@@ -47,7 +70,57 @@ export class Redirector {
   }
 
   /** Make calls to the function at `site` run `target` instead; `expect` is its current target (null: none). */
-  redirect(site: bigint, target: bigint, expect: bigint | null): void {
+  async redirect(site: bigint, target: bigint, expect: bigint | null): Promise<void> {
+    if (await this.byKernel(site, expect === null ? NOP : jmpBytes(site, expect), jmpBytes(site, target), 'redirecting')) return;
+    this.redirectByHost(site, target, expect);
+  }
+
+  /** Let calls run the function's own code at `site` again. */
+  async restore(site: bigint, expect: bigint): Promise<void> {
+    if (await this.byKernel(site, jmpBytes(site, expect), NOP, 'restoring')) return;
+    this.restoreByHost(site, expect);
+  }
+
+  /**
+   * Post the poke for the kernel thread; true once it was carried out, false
+   * if the kernel is not running or did not reach a quiescent point in time
+   * (then the request is withdrawn: a stale one is refused by its old bytes).
+   */
+  private async byKernel(site: bigint, old: bigint, next: bigint, what: string): Promise<boolean> {
+    const cb = this.instance.cb;
+    if (cb.getNumber('state') !== KernelState.RUNNING) return false;
+    cb.set('poke_site', site);
+    cb.set('poke_alias', this.alias(site));
+    cb.set('poke_old', old);
+    cb.set('poke_new', next);
+    const request = cb.get('poke_request') + 1n;
+    cb.set('poke_request', request); /* last: the kernel reads the fields once it sees this */
+    this.instance.ringDoorbell();
+    const t0 = performance.now();
+    let spins = 0;
+    while (cb.get('poke_done') < request) {
+      if (cb.getNumber('state') !== KernelState.RUNNING || performance.now() - t0 > this.kernelWaitMs) {
+        /* withdraw: make the request's old bytes impossible to match */
+        cb.set('poke_old', 0xffffffffffn);
+        if (cb.get('poke_done') >= request) break; /* it got there after all */
+        return false;
+      }
+      /* a running kernel reaches a quiescent point within microseconds (tens
+       * when it has to wake from idle): spin ~100 us, then poll every ms so
+       * the host does not take the CPU the kernel needs */
+      if (++spins > 200) await new Promise((r) => setTimeout(r, spins > 400 ? 1 : 0));
+    }
+    const rc = Number(BigInt.asIntN(64, cb.get('poke_result')));
+    if (rc !== 0) throw new RedirectError(`${what} 0x${site.toString(16)}`, -rc);
+    this.counts.kernel++;
+    return true;
+  }
+
+  private redirectByHost(site: bigint, target: bigint, expect: bigint | null): void {
+    this.counts.host++;
+    /* a withdrawn kernel poke may have landed after all */
+    const now = this.read(site);
+    if (now.kind === 'jmp' && now.target === target) return;
     const rc = this.jit.call(
       'kjit_patch_redirect',
       'int (uint64_t, uint64_t, uint64_t, uint64_t)',
@@ -59,8 +132,9 @@ export class Redirector {
     if (rc !== 0) throw new RedirectError(`redirecting 0x${site.toString(16)}`, -rc);
   }
 
-  /** Let calls run the function's own code at `site` again. */
-  restore(site: bigint, expect: bigint): void {
+  private restoreByHost(site: bigint, expect: bigint): void {
+    this.counts.host++;
+    if (this.read(site).kind === 'nop') return;
     const rc = this.jit.call('kjit_patch_restore', 'int (uint64_t, uint64_t, uint64_t)', site, this.alias(site), expect) as number;
     if (rc !== 0) throw new RedirectError(`restoring 0x${site.toString(16)}`, -rc);
   }

@@ -1,0 +1,198 @@
+/**
+ * @fileoverview `kjit bench install`: what the install mechanism costs.
+ *   (a) baseline cost: boot with and without patchable entries, saturation
+ *       throughput, alternated runs, ratio of medians with a bootstrap CI;
+ *   (b) request latency (open loop, from scheduled arrival) with no installs
+ *       vs while one hot function is redirected back and forth continuously;
+ *   (c) install latency (a compiled version, request to live) and grace
+ *       period length (revert to freed) distributions.
+ */
+import { cpus, release } from 'node:os';
+import { writeFileSync } from 'node:fs';
+
+import { ExitCode, KjitError } from '../src/errors.js';
+import { REFERENCE } from '../src/kernel/image.js';
+import { KernelInstance } from '../src/kernel/instance.js';
+import { execute, instanceOptions, latencyFromHistogram, prepareBoot, type PreparedBoot } from '../src/kernel/run.js';
+import { hostCPUName } from '../src/native/llvm.js';
+import { Installer } from '../src/rejit/installer.js';
+import { ratioOfMedians, spread } from './stats.js';
+
+export interface BenchInstallOptions {
+  json: boolean;
+  runs: number;
+  seconds: number;
+  workload: string;
+  fn: string;
+  /** Pause between install cycles (0: back to back). */
+  installGapMs: number;
+  out?: string;
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function quantiles(xs: number[]): { p50: number; p99: number; p999: number; max: number; n: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  return { p50: q(0.5), p99: q(0.99), p999: q(0.999), max: s[s.length - 1]!, n: s.length };
+}
+
+/** One open-loop run; with `installs`, the function is redirected continuously meanwhile. */
+async function latencyRun(p: PreparedBoot, o: BenchInstallOptions, rate: number, installs: boolean) {
+  const { opts } = instanceOptions(p, { workload: o.workload, rate, concurrency: 4, seed: 1n, counting: false });
+  const instance = KernelInstance.load(p.compiled.objects, opts);
+  const installer = new Installer(instance, p);
+  let cycles = 0;
+  try {
+    const v1 = installer.compile(o.fn, 'optimized');
+    const v2 = installer.compile(o.fn, 'optimized');
+    instance.start();
+    const t0 = performance.now();
+    while (performance.now() - t0 < o.seconds * 1000) {
+      if (installs) {
+        await installer.activate(v1);
+        await new Promise((r) => setImmediate(r));
+        await installer.activate(v2);
+        await new Promise((r) => setImmediate(r));
+        await installer.revert(o.fn);
+        cycles++;
+      }
+      await new Promise((r) => setTimeout(r, installs ? o.installGapMs : 20));
+    }
+    instance.requestStop();
+    await instance.join();
+    instance.checkHealthy('during the install benchmark');
+    const cb = instance.cb;
+    return {
+      latency: latencyFromHistogram(cb.array('lat_hist'), cb.get('lat_sum_ns'), cb.get('lat_max_ns')),
+      cycles,
+      traps: Number(cb.get('patch_traps')),
+      hostPokes: installer.summary().pokes.host,
+    };
+  } finally {
+    await instance.dispose();
+  }
+}
+
+export async function benchInstall(o: BenchInstallOptions): Promise<number> {
+  if (!(o.runs >= 1)) throw new KjitError(`--runs ${o.runs} is not a run count`, 'pass an integer >= 1');
+  const plain = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [] });
+  const patchable = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [], patchable: true });
+  try {
+    if (!patchable.compiled.optimized.getFunction(o.fn)) throw new KjitError(`no function '${o.fn}' in the boot image`, 'pass --function NAME of a kernel function');
+    /* (a) baseline cost */
+    const tput: Record<'plain' | 'patchable', number[]> = { plain: [], patchable: [] };
+    for (let r = 0; r < o.runs; r++) {
+      for (const k of r % 2 ? (['plain', 'patchable'] as const) : (['patchable', 'plain'] as const)) {
+        const res = await execute(k === 'plain' ? plain : patchable, { workload: o.workload, seconds: o.seconds, rate: 0, concurrency: 4, seed: 1n, counting: false });
+        tput[k].push(res.ops_per_sec);
+      }
+      log(`bench install: baseline round ${r + 1}/${o.runs}`);
+    }
+    const cost = ratioOfMedians(tput.patchable, tput.plain);
+
+    /* (b) latency at half of saturation, without and with continuous installs */
+    const rate = Math.round(spread(tput.patchable).median / 2);
+    const quiet: number[] = [];
+    const busy: number[] = [];
+    const quietP99: number[] = [];
+    const busyP99: number[] = [];
+    let cycles = 0;
+    let traps = 0;
+    let hostPokes = 0;
+    for (let r = 0; r < o.runs; r++) {
+      for (const installs of r % 2 ? [false, true] : [true, false]) {
+        const res = await latencyRun(patchable, o, rate, installs);
+        (installs ? busy : quiet).push(res.latency.p999);
+        (installs ? busyP99 : quietP99).push(res.latency.p99);
+        if (installs) {
+          cycles += res.cycles;
+          traps += res.traps;
+          hostPokes += res.hostPokes;
+        }
+      }
+      log(`bench install: latency round ${r + 1}/${o.runs}`);
+    }
+
+    /* (c) install latency and grace periods */
+    const { opts } = instanceOptions(patchable, { workload: o.workload, rate: 0, concurrency: 4, seed: 1n, counting: false });
+    const instance = KernelInstance.load(patchable.compiled.objects, opts);
+    const installer = new Installer(instance, patchable);
+    const installMs: number[] = [];
+    try {
+      const versions = Array.from({ length: 40 }, () => installer.compile(o.fn, 'optimized'));
+      instance.start();
+      while (instance.cb.get('ops_done') < 1000n) await new Promise((r) => setTimeout(r, 1));
+      for (const v of versions) {
+        installMs.push(await installer.activate(v));
+        await new Promise((r) => setTimeout(r, 5));
+        await installer.revert(o.fn);
+        if ((await installer.freeRetired(5000)) !== 1) throw new KjitError('a grace period did not end within 5 s', 'see grace_busy in the control block', ExitCode.FAILURE);
+      }
+      instance.requestStop();
+      await instance.join();
+    } finally {
+      await instance.dispose();
+    }
+
+    const report = {
+      format: 'kjit-bench-install/1',
+      env: {
+        date: new Date().toISOString(),
+        node: process.version,
+        cpu: cpus()[0]?.model ?? 'unknown',
+        llvm_cpu: hostCPUName(),
+        cores: cpus().length,
+        kernel: release(),
+        runs: o.runs,
+        seconds_per_run: o.seconds,
+        workload: o.workload,
+        function: o.fn,
+        seed: '1',
+        cpu_pinning: 'none',
+      },
+      suite: 'install',
+      baseline: {
+        ops_per_sec_plain: spread(tput.plain),
+        ops_per_sec_patchable: spread(tput.patchable),
+        ratio: cost.ratio,
+        ratio_ci95: cost.ci95,
+        cost_percent: (1 - cost.ratio) * 100,
+      },
+      latency: {
+        rate_ops_per_sec: rate,
+        p999_us_no_installs: spread(quiet),
+        p999_us_installing: spread(busy),
+        p99_us_no_installs: spread(quietP99),
+        p99_us_installing: spread(busyP99),
+        p999_ratio: ratioOfMedians(busy, quiet),
+        install_cycles: cycles,
+        install_gap_ms: o.installGapMs,
+        int3_traps: traps,
+        host_pokes: hostPokes,
+      },
+      install_ms: quantiles(installMs),
+      grace_ms: quantiles(installer.graceMs),
+    };
+    const text = `${JSON.stringify(report, null, 2)}\n`;
+    if (o.out) writeFileSync(o.out, text);
+    if (o.json) process.stdout.write(text);
+    else {
+      const b = report.baseline;
+      const l = report.latency;
+      process.stdout.write(
+        [
+          `baseline cost of patchable entries (${o.workload}): throughput ratio ${b.ratio.toFixed(4)} [${b.ratio_ci95[0].toFixed(4)}, ${b.ratio_ci95[1].toFixed(4)}] (${b.cost_percent.toFixed(2)}%)`,
+          `latency at ${rate} ops/s: p99.9 ${l.p999_us_no_installs.median.toFixed(1)} us without installs, ${l.p999_us_installing.median.toFixed(1)} us while installing (ratio ${l.p999_ratio.ratio.toFixed(3)} [${l.p999_ratio.ci95[0].toFixed(3)}, ${l.p999_ratio.ci95[1].toFixed(3)}]); ${cycles} install cycles, ${traps} int3 traps`,
+          `install (compiled version to live): p50 ${report.install_ms.p50.toFixed(3)} ms, p99 ${report.install_ms.p99.toFixed(3)} ms`,
+          `grace period (revert to freed): p50 ${report.grace_ms.p50.toFixed(3)} ms, max ${report.grace_ms.max.toFixed(3)} ms`,
+          '',
+        ].join('\n'),
+      );
+    }
+    return ExitCode.OK;
+  } finally {
+    plain.dispose();
+    patchable.dispose();
+  }
+}
