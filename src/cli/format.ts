@@ -32,6 +32,9 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
     lines.push(`  per op      ${r.indirect_calls_per_op.toFixed(2)} indirect calls, ${r.sysctl_loads_per_op.toFixed(2)} sysctl loads (counting build)`);
   }
   lines.push(`  checksum    ${r.checksum}`);
+  for (const pt of r.rejit.patches) {
+    lines.push(`  patch       ${pt.fn} from ${pt.file} at ${pt.at_s} s: ${pt.functions.length} function(s) re-JITted (${pt.functions.join(', ')}), compiled in ${pt.compile_ms.toFixed(0)} ms, live in ${pt.apply_ms.toFixed(2)} ms`);
+  }
   if (opts.report) {
     const rep = r.report;
     lines.push('  boot report:');

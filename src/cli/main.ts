@@ -11,6 +11,7 @@ import { type ImageSpec, REFERENCE } from '../kernel/image.js';
 import type { NicModel } from '../kernel/machine.js';
 import { MODES } from '../kernel/modes.js';
 import { processStartNs, runKernel, type RunResult } from '../kernel/run.js';
+import { parsePatchSpec } from '../rejit/patch.js';
 import { LLVMError } from '../native/llvm.js';
 import { formatRun, progressLine } from './format.js';
 
@@ -19,7 +20,7 @@ const HELP = `kjit: a kernel shipped as LLVM IR, JIT-compiled at boot for this m
 usage:
   kjit run   [--image FILE --init SYM --entry SYM] [--workload NAME] [--mode MODE]
              [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
-             [--nic virtq|ring] [--sysctl NAME=VALUE]... [--no-count] [--no-cache] [--report] [--log] [--json]
+             [--nic virtq|ring] [--sysctl NAME=VALUE]... [--patch F=FILE[@S]]... [--no-count] [--no-cache] [--report] [--log] [--json]
   kjit bench boot [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes a,b] [--out FILE]
   kjit bench install [--json] [--runs N] [--seconds S] [--workload W] [--function F] [--install-gap-ms MS] [--out FILE]
   kjit demo  boot the reference kernel in stock and boot modes and compare them
@@ -35,6 +36,8 @@ run:
   --rate R          open loop at R operations/s (latency from scheduled arrival); default closed loop
   --concurrency N   closed loop: operations in flight (default 4)
   --sysctl N=V      boot parameter (repeatable), e.g. --sysctl kernel.audit=1
+  --patch F=FILE[@S] replace function F with the IR in FILE, S seconds into the run (repeatable);
+                    every caller boot inlined F into gets a patched version too
   --nic MODEL       the machine's NIC: virtq (virtio-net, default) or ring (e1000)
   --no-count        skip the counting build (indirect calls and sysctl loads per operation)
   --no-cache        compile even if the compiled-object cache has this boot (KJIT_CACHE=0 too)
@@ -85,6 +88,7 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
     seed: { type: 'string' },
     nic: { type: 'string', default: 'virtq' },
     sysctl: { type: 'string', multiple: true },
+    patch: { type: 'string', multiple: true },
     'no-count': { type: 'boolean', default: false },
     'no-cache': { type: 'boolean', default: false },
     report: { type: 'boolean', default: false },
@@ -110,8 +114,10 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
   const onSignal = () => interrupt.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const patches = ((v.patch as string[] | undefined) ?? []).map(parsePatchSpec);
   const result: RunResult = await runKernel({
     signal: interrupt.signal,
+    ...(patches.length ? { patches, patchable: true } : {}),
     image,
     mode: v.mode as string,
     nic: v.nic as NicModel,

@@ -134,11 +134,15 @@ export class KernelInstance {
     libc.futexWake(word, 1);
   }
 
-  /** Wait for the kernel thread to return (without blocking the event loop). */
-  async join(): Promise<void> {
-    if (this.thread === null || this.joined) return;
-    await libc.pthreadJoinAsync(this.thread);
-    this.joined = true;
+  private joining: Promise<void> | null = null;
+
+  /** Wait for the kernel thread to return (one pthread_join, however many callers). */
+  join(): Promise<void> {
+    if (this.thread === null || this.joined) return Promise.resolve();
+    this.joining ??= libc.pthreadJoinAsync(this.thread).then(() => {
+      this.joined = true;
+    });
+    return this.joining;
   }
 
   threadCpuNs(): bigint {

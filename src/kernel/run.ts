@@ -19,6 +19,8 @@ import { buildKernelImage } from './build-ir.js';
 import { type CompiledImage, type CompileReport, compileCounting, compileImage } from './compile.js';
 import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
 import { type InstanceOptions, KernelInstance } from './instance.js';
+import { Installer } from '../rejit/installer.js';
+import { type AppliedPatch, applyPatch, type PatchSpec } from '../rejit/patch.js';
 import { cpuFeatureBits, hostMachine, NIC_DEVICES, type NicModel } from './machine.js';
 import { modeByName, type ModeSpec } from './modes.js';
 
@@ -73,6 +75,8 @@ export interface RunResult {
     sysctls: Record<string, string>;
   };
   report: CompileReport;
+  /** What was installed into the running kernel. */
+  rejit: RejitSummary;
   log: string;
 }
 
@@ -156,7 +160,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Start the kernel, let it run (for `seconds` or to its op limit), stop and join it. */
 async function drive(
   instance: KernelInstance,
-  req: { seconds?: number; onProgress?: (p: Progress) => void; signal?: AbortSignal },
+  req: { seconds?: number; onProgress?: (p: Progress) => void; signal?: AbortSignal; onTick?: (elapsedS: number) => Promise<void> },
 ): Promise<void> {
   const cb = instance.cb;
   instance.start();
@@ -169,6 +173,7 @@ async function drive(
   const joined = instance.join();
   let finished = false;
   void joined.then(() => (finished = true), () => (finished = true));
+  try {
   while (!finished) {
     await Promise.race([sleep(20), joined]);
     const state = cb.getNumber('state');
@@ -179,6 +184,7 @@ async function drive(
       stopping = true;
       instance.requestStop();
     }
+    if (req.onTick && firstOpAt !== null && !stopping) await req.onTick((now - firstOpAt) / 1000);
     if (req.onProgress && now - lastReport >= 250 && firstOpAt !== null) {
       lastReport = now;
       const elapsedS = (now - firstOpAt) / 1000;
@@ -186,8 +192,15 @@ async function drive(
       req.onProgress({ elapsedS, ops, opsPerSec: elapsedS > 0 ? ops / elapsedS : 0, state });
     }
   }
+  } catch (e) {
+    /* a failure of the host's own work (a patch that did not build) stops the kernel first */
+    instance.requestStop();
+    await joined;
+    throw e;
+  } finally {
+    req.signal?.removeEventListener('abort', onAbort);
+  }
   await joined;
-  req.signal?.removeEventListener('abort', onAbort);
 }
 
 interface Measured {
@@ -325,6 +338,8 @@ export interface ExecuteRequest {
   onProgress?: (p: Progress) => void;
   /** Aborting stops the kernel early; the run is measured up to that point. */
   signal?: AbortSignal;
+  /** Live patches to apply during the run (the image must be prepared with patchable entries). */
+  patches?: readonly PatchSpec[];
 }
 
 function validate(req: ExecuteRequest): void {
@@ -366,13 +381,29 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
   const clockStart = req.clockStartNs ?? processStartNs();
   const { workloadName, opts } = instanceOptions(p, req);
   const instance = KernelInstance.load(p.compiled.objects, opts);
+  const installer = req.patches?.length ? new Installer(instance, p) : null;
+  const applied: AppliedPatch[] = [];
   let m: Measured;
   try {
+    const pending = [...(req.patches ?? [])].sort((a, b) => a.atSeconds - b.atSeconds);
+    const applyDue = async (elapsedS: number) => {
+      while (installer && pending.length && pending[0]!.atSeconds <= elapsedS) {
+        applied.push(await applyPatch(p, installer, pending.shift()!));
+      }
+    };
+    await applyDue(0);
     await drive(instance, {
       ...(req.seconds !== undefined ? { seconds: req.seconds } : {}),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
       ...(req.signal ? { signal: req.signal } : {}),
+      ...(installer ? { onTick: applyDue } : {}),
     });
+    if (pending.length) {
+      throw new KjitError(
+        `the run ended before patch ${pending[0]!.fn}=${pending[0]!.file}@${pending[0]!.atSeconds} was due`,
+        'apply it earlier or run longer',
+      );
+    }
     instance.checkHealthy(instance.cb.get('t_first_op_ns') === 0n ? 'during boot' : 'while running the workload');
     if (instance.cb.getNumber('state') !== KernelState.STOPPED) {
       throw new KjitError('the kernel thread returned without stopping cleanly', 'run with --log to see the kernel log', ExitCode.KERNEL_FAULT);
@@ -441,7 +472,38 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       sysctls: Object.fromEntries(p.config.values.map((v) => [v.sysctl.name, `${v.value} (${v.source}${v.bootFixed ? ', boot-fixed' : ''})`])),
     },
     report: r,
+    rejit: rejitSummary(installer, applied),
     log: m.log,
+  };
+}
+
+export interface RejitSummary {
+  installs: number;
+  reverts: number;
+  rollbacks: number;
+  faults: number;
+  versions_live: number;
+  versions_waiting_grace: number;
+  patches: { fn: string; file: string; at_s: number; functions: string[]; compile_ms: number; apply_ms: number }[];
+}
+
+function rejitSummary(installer: Installer | null, applied: readonly AppliedPatch[]): RejitSummary {
+  const s = installer?.summary();
+  return {
+    installs: s?.installs ?? 0,
+    reverts: s?.reverts ?? 0,
+    rollbacks: 0,
+    faults: 0,
+    versions_live: s?.versionsLive ?? 0,
+    versions_waiting_grace: s?.versionsRetired ?? 0,
+    patches: applied.map((a) => ({
+      fn: a.spec.fn,
+      file: a.spec.file,
+      at_s: a.spec.atSeconds,
+      functions: a.versions.map((v) => v.fn),
+      compile_ms: a.ms.compile,
+      apply_ms: a.ms.apply,
+    })),
   };
 }
 

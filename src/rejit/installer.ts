@@ -20,6 +20,7 @@
 import type { PreparedBoot } from '../kernel/run.js';
 import type { KernelInstance } from '../kernel/instance.js';
 import { KernelState } from '../native/control-block.js';
+import type { Module } from '../native/llvm.js';
 import { CodeRegion } from '../native/codemem.js';
 import { Redirector } from './redirect.js';
 import { buildUnit } from './unit.js';
@@ -76,11 +77,18 @@ export class Installer {
   }
 
   /** Phases build and link: a version ready to go live. */
-  compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean } = {}): CodeVersion {
+  compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean; source?: Module; defineGlobals?: ReadonlySet<string> } = {}): CodeVersion {
     const id = this.nextId++;
     let phase: InstallPhase = 'build';
     try {
-      const unit = buildUnit(this.prepared, { fn, kind, id, ...(opts.countEntries ? { countEntries: true } : {}) });
+      const unit = buildUnit(this.prepared, {
+        fn,
+        kind,
+        id,
+        ...(opts.countEntries ? { countEntries: true } : {}),
+        ...(opts.source ? { source: opts.source } : {}),
+        ...(opts.defineGlobals ? { defineGlobals: opts.defineGlobals } : {}),
+      });
       phase = 'link';
       const jit = this.instance.jit;
       const tracker = jit.createResourceTracker();

@@ -22,6 +22,10 @@ export interface UnitRequest {
   countEntries?: boolean;
   /** Callee depth whose bodies the optimizer may inline. */
   inlineDepth?: number;
+  /** IR to build from (default: the image's pristine IR); a live patch passes the patched IR. */
+  source?: Module;
+  /** Globals this version defines (a patch's new state); all others link to the live image. */
+  defineGlobals?: ReadonlySet<string>;
 }
 
 export interface BuiltUnit {
@@ -68,7 +72,7 @@ function calleesWithin(m: Module, root: Value, depth: number): Set<string> {
 
 export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
   const t0 = performance.now();
-  const m = p.image.pristine.clone();
+  const m = (req.source ?? p.image.pristine).clone();
   try {
     specialize(m, p.mode, p.config, p.compiled.target);
     const fn = m.getFunction(req.fn);
@@ -82,7 +86,7 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
     }
     for (const g of m.globals()) {
       if (g.name.startsWith('llvm.')) g.erase();
-      else if (!g.isDeclaration() && !g.isConstantGlobal) g.linkage = Linkage.AvailableExternally;
+      else if (!g.isDeclaration() && !g.isConstantGlobal && !req.defineGlobals?.has(g.name)) g.linkage = Linkage.AvailableExternally;
     }
     m.runPasses('elim-avail-extern', null);
     /* 2. the callees' bodies and constant data (operations tables: calls
@@ -93,7 +97,7 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
       if (f && !f.isDeclaration()) f.linkage = Linkage.AvailableExternally;
     }
     for (const g of m.globals()) {
-      if (!g.isDeclaration() && g.isConstantGlobal) g.linkage = Linkage.AvailableExternally;
+      if (!g.isDeclaration() && g.isConstantGlobal && !req.defineGlobals?.has(g.name)) g.linkage = Linkage.AvailableExternally;
     }
     /* 3. the version itself, under its own symbol */
     const symbol = versionSymbol(req.fn, req.id);

@@ -1,0 +1,165 @@
+// Live patches: a function replaced with user IR takes effect through every
+// caller, including callers boot inlined it into; bad patches are refused
+// with a clear error and change nothing.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { KernelInstance } from '../dist/src/kernel/instance.js';
+import { execute, instanceOptions, prepareBoot, type PreparedBoot } from '../dist/src/kernel/run.js';
+import { Installer } from '../dist/src/rejit/installer.js';
+import { applyPatch, inlinersOf, revertPatch } from '../dist/src/rejit/patch.js';
+
+let dir = '';
+let p: PreparedBoot;
+const program = (step: string) => `#include <stdint.h>
+uint64_t bias;
+void init(void) { bias = 7; }
+/* small: boot inlines it into both callers */
+uint64_t step(uint64_t x) { return ${step}; }
+__attribute__((noinline)) uint64_t odd(uint64_t i) { return step(i) * 3; }
+__attribute__((noinline)) uint64_t even(uint64_t i) { return step(i) * 5 + 1; }
+__attribute__((noinline)) uint64_t entry(uint64_t i) { return (i & 1) ? odd(i) : even(i); }
+`;
+
+function cc(name: string, source: string, ...flags: string[]): string {
+  const c = join(dir, `${name}.c`);
+  writeFileSync(c, source);
+  const out = join(dir, `${name}${flags.includes('-S') ? '.ll' : '.bc'}`);
+  const r = spawnSync('clang-19', ['-O2', '-Xclang', '-disable-llvm-passes', '-emit-llvm', '-c', ...flags, c, '-o', out], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return out;
+}
+
+const image = () => ({ path: join(dir, 'prog.bc'), init: 'init', entry: 'entry' });
+const run = { rate: 0, concurrency: 1, seed: 1n, counting: false, ops: 20_000n };
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kjit-patch-'));
+  cc('prog', program('x + bias'));
+  cc('fixed', program('x + bias * 2'));
+  p = await prepareBoot({ image: image(), mode: 'boot', nic: 'virtq', sysctls: [], patchable: true });
+});
+afterAll(() => p?.dispose());
+
+async function patchedRun(file: string, fn = 'step') {
+  const { opts } = instanceOptions(p, run);
+  const instance = KernelInstance.load(p.compiled.objects, opts);
+  const installer = new Installer(instance, p);
+  try {
+    const applied = await applyPatch(p, installer, { fn, file, atSeconds: 0 });
+    instance.start();
+    await instance.join();
+    instance.checkHealthy('with the patch');
+    return { applied, checksum: instance.cb.get('checksum'), installer };
+  } finally {
+    await instance.dispose();
+  }
+}
+
+describe('live patches', () => {
+  it('finds the callers boot inlined the function into', () => {
+    expect(inlinersOf(p, 'step').sort()).toEqual(['even', 'odd']);
+  });
+
+  it('takes effect through every caller, inlined ones included', async () => {
+    const patch = join(dir, 'step.ll');
+    writeFileSync(patch, '@bias = external global i64\ndefine i64 @step(i64 %x) {\n  %b = load i64, ptr @bias\n  %b2 = shl i64 %b, 1\n  %r = add i64 %x, %b2\n  ret i64 %r\n}\n');
+    const { applied, checksum } = await patchedRun(patch);
+    expect(applied.versions.map((v) => v.fn).sort()).toEqual(['even', 'odd', 'step']);
+    /* the same program with the fix in its source gives the same results */
+    const fixed = await prepareBoot({ image: { ...image(), path: join(dir, 'fixed.bc') }, mode: 'boot', nic: 'virtq', sysctls: [] });
+    try {
+      const expected = await execute(fixed, run);
+      const original = await execute(p, run);
+      expect(`0x${checksum.toString(16).padStart(16, '0')}`).toBe(expected.checksum);
+      expect(expected.checksum).not.toBe(original.checksum);
+    } finally {
+      fixed.dispose();
+    }
+  });
+
+  it('reverts: the original code runs again', async () => {
+    const patch = join(dir, 'step2.ll');
+    writeFileSync(patch, 'define i64 @step(i64 %x) {\n  ret i64 %x\n}\n');
+    const { opts } = instanceOptions(p, run);
+    const instance = KernelInstance.load(p.compiled.objects, opts);
+    const installer = new Installer(instance, p);
+    try {
+      const applied = await applyPatch(p, installer, { fn: 'step', file: patch, atSeconds: 0 });
+      await revertPatch(installer, applied);
+      for (const fn of ['step', 'odd', 'even']) expect(installer.entryTarget(fn)).toBeNull();
+      instance.start();
+      await instance.join();
+      const original = await execute(p, run);
+      expect(`0x${instance.cb.get('checksum').toString(16).padStart(16, '0')}`).toBe(original.checksum);
+    } finally {
+      await instance.dispose();
+    }
+  });
+
+  const refused = async (source: string, fn: string, message: RegExp) => {
+    const file = join(dir, `bad-${Math.random().toString(36).slice(2)}.ll`);
+    writeFileSync(file, source);
+    const { opts } = instanceOptions(p, run);
+    const instance = KernelInstance.load(p.compiled.objects, opts);
+    const installer = new Installer(instance, p);
+    try {
+      await expect(applyPatch(p, installer, { fn, file, atSeconds: 0 })).rejects.toThrow(message);
+      expect(installer.entryTarget('step')).toBeNull(); /* nothing changed */
+      expect(installer.summary().installs).toBe(0);
+    } finally {
+      await instance.dispose();
+    }
+  };
+
+  it('refuses a patch that does not parse', () => refused('define i64 @step(i64 %x) {\n  ret i64 %y\n', 'step', /not valid LLVM IR/));
+  it('refuses a patch that fails verification', () =>
+    refused('define i64 @step(i64 %x) {\n  %a = add i64 %b, 1\n  %b = add i64 %a, 1\n  ret i64 %a\n}\n', 'step', /fails LLVM verification/));
+  it('refuses an unknown function', () => refused('define i64 @nope(i64 %x) {\n  ret i64 %x\n}\n', 'nope', /no function 'nope' to patch/));
+  it('refuses a changed signature', () => refused('define i32 @step(i32 %x) {\n  ret i32 %x\n}\n', 'step', /may not change a signature/));
+  it('refuses a patch that redefines other image code', () =>
+    refused('define i64 @step(i64 %x) {\n  ret i64 %x\n}\ndefine i64 @odd(i64 %x) {\n  ret i64 %x\n}\n', 'step', /also defines odd/));
+});
+
+describe('kjit run --patch', () => {
+  it('patches the reference kernel while it runs, re-JITting every function that inlined the patched one', () => {
+    const patch = join(dir, 'fold.c');
+    /* csum_fold with the same result, counting its calls in new (shadow) state */
+    writeFileSync(
+      patch,
+      `#include <stdint.h>
+uint64_t csum_fold_patched_calls;
+uint16_t csum_fold(uint64_t sum) {
+  csum_fold_patched_calls++;
+  sum = (sum & 0xffffffffull) + (sum >> 32);
+  sum = (sum & 0xffffffffull) + (sum >> 32);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+`,
+    );
+    const ll = join(dir, 'fold.ll');
+    spawnSync('clang-19', ['-O2', '-Xclang', '-disable-llvm-passes', '-emit-llvm', '-S', patch, '-o', ll]);
+    const kjit = (...args: string[]) =>
+      spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'kjit.js'), 'run', '--workload', 'web', '--ops', '1500000', '--seed', '5', '--no-count', '--json', ...args], {
+        encoding: 'utf8',
+      });
+    const plain = kjit();
+    const patched = kjit('--patch', `csum_fold=${ll}@0.2`);
+    expect(patched.status, patched.stderr).toBe(0);
+    const a = JSON.parse(plain.stdout);
+    const b = JSON.parse(patched.stdout);
+    const applied = b.rejit.patches[0];
+    expect(applied.fn).toBe('csum_fold');
+    expect(applied.functions).toEqual(expect.arrayContaining(['csum_fold', 'tcp_v4_rcv', 'udp_rcv']));
+    expect(b.rejit.installs).toBe(applied.functions.length);
+    /* it went live while operations were still running */
+    expect(applied.at_s + (applied.compile_ms + applied.apply_ms) / 1000).toBeLessThan(b.seconds);
+    /* same semantics: the same results */
+    expect(b.checksum).toBe(a.checksum);
+  });
+});
