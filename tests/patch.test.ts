@@ -163,3 +163,30 @@ uint16_t csum_fold(uint64_t sum) {
     expect(b.checksum).toBe(a.checksum);
   });
 });
+
+describe('a faulting patch', () => {
+  it('is rolled back and blacklisted, and the kernel restarts and keeps serving', () => {
+    const bad = join(dir, 'faulty.ll');
+    /* step faults for one input: a null dereference */
+    writeFileSync(
+      bad,
+      '@bias = external global i64\ndefine i64 @step(i64 %x) {\n  %is = icmp eq i64 %x, 3001\n  br i1 %is, label %boom, label %ok\nboom:\n  %v = load volatile i64, ptr null\n  ret i64 %v\nok:\n  %b = load i64, ptr @bias\n  %r = add i64 %x, %b\n  ret i64 %r\n}\n',
+    );
+    const r = spawnSync(
+      process.execPath,
+      [join(import.meta.dirname, '..', 'bin', 'kjit.js'), 'run', '--image', image().path, '--init', 'init', '--entry', 'entry', '--ops', '20000', '--no-count', '--json', '--patch', `step=${bad}`],
+      { encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    /* the fault is in whichever patched version ran it: step itself or a caller it was inlined into */
+    expect(r.stderr).toMatch(/faulted in (step|odd|even) v\d+ \(patched\) from patch step=.*patch rolled back and blacklisted; kernel restarted/);
+    const j = JSON.parse(r.stdout);
+    expect(j.rejit.faults).toBe(1);
+    expect(j.rejit.rollbacks).toBe(1);
+    expect(j.rejit.restarts[0].after_ops).toBeGreaterThan(0);
+    expect(j.rejit.restarts[0].fault).toMatch(/SIGSEGV at address 0x0/);
+    /* the restarted kernel ran the rest without the patch */
+    expect(j.ops).toBe(20000);
+    expect(j.rejit.installs).toBe(0);
+  });
+});

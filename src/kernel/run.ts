@@ -380,40 +380,89 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
   validate(req);
   const clockStart = req.clockStartNs ?? processStartNs();
   const { workloadName, opts } = instanceOptions(p, req);
-  const instance = KernelInstance.load(p.compiled.objects, opts);
-  const installer = req.patches?.length ? new Installer(instance, p) : null;
   const applied: AppliedPatch[] = [];
+  const restarts: Restart[] = [];
+  const blacklisted = new Set<PatchSpec>();
+  let pending = [...(req.patches ?? [])].sort((a, b) => a.atSeconds - b.atSeconds);
+  let remainingOps = req.ops;
+  let earlier = { ops: 0, seconds: 0 };
   let m: Measured;
-  try {
-    const pending = [...(req.patches ?? [])].sort((a, b) => a.atSeconds - b.atSeconds);
-    const applyDue = async (elapsedS: number) => {
-      while (installer && pending.length && pending[0]!.atSeconds <= elapsedS) {
-        applied.push(await applyPatch(p, installer, pending.shift()!));
+  let lastInstaller: Installer | null = null;
+  let linkMs = 0;
+  /* Segments: a fault in a patched version restarts the kernel (its state
+   * may be inconsistent) without that patch, which is blacklisted. */
+  for (;;) {
+    const instance = KernelInstance.load(p.compiled.objects, { ...opts, opsLimit: remainingOps ?? 0n });
+    if (!restarts.length) linkMs = instance.linkMs;
+    const installer = req.patches?.length ? new Installer(instance, p) : null;
+    lastInstaller = installer;
+    const live: AppliedPatch[] = [];
+    let restartAfter: Restart | null = null;
+    try {
+      /* after a restart, the patches that were live go live again at once */
+      const again = restarts.length ? applied.filter((a) => !blacklisted.has(a.spec)).map((a) => a.spec) : [];
+      const applyDue = async (elapsedS: number) => {
+        while (installer && pending.length && pending[0]!.atSeconds <= earlier.seconds + elapsedS) {
+          const a = await applyPatch(p, installer, pending.shift()!);
+          applied.push(a);
+          live.push(a);
+        }
+      };
+      if (installer) for (const spec of again) live.push(await applyPatch(p, installer, spec));
+      await applyDue(0);
+      const seconds = req.seconds === undefined ? undefined : Math.max(0.001, req.seconds - earlier.seconds);
+      await drive(instance, {
+        ...(seconds !== undefined ? { seconds } : {}),
+        ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+        ...(req.signal ? { signal: req.signal } : {}),
+        ...(installer ? { onTick: applyDue } : {}),
+      });
+      const fault = instance.failure();
+      const version = fault?.kind === 'fault' && fault.pc !== undefined && installer ? installer.codeMap.find(fault.pc) : null;
+      const culprit = version ? live.find((a) => a.versions.includes(version)) : undefined;
+      if (fault && version && culprit) {
+        blacklisted.add(culprit.spec);
+        restartAfter = {
+          after_ops: instance.cb.getNumber('ops_done'),
+          fault: fault.message,
+          version: `${version.fn} v${version.id} (${version.kind})`,
+          patch: `${culprit.spec.fn}=${culprit.spec.file}`,
+          action: 'patch rolled back and blacklisted; kernel restarted (its state may be inconsistent)',
+        };
+      } else {
+        if (pending.length) {
+          throw new KjitError(
+            `the run ended before patch ${pending[0]!.fn}=${pending[0]!.file}@${pending[0]!.atSeconds} was due`,
+            'apply it earlier or run longer',
+          );
+        }
+        instance.checkHealthy(instance.cb.get('t_first_op_ns') === 0n ? 'during boot' : 'while running the workload');
+        if (instance.cb.getNumber('state') !== KernelState.STOPPED) {
+          throw new KjitError('the kernel thread returned without stopping cleanly', 'run with --log to see the kernel log', ExitCode.KERNEL_FAULT);
+        }
       }
-    };
-    await applyDue(0);
-    await drive(instance, {
-      ...(req.seconds !== undefined ? { seconds: req.seconds } : {}),
-      ...(req.onProgress ? { onProgress: req.onProgress } : {}),
-      ...(req.signal ? { signal: req.signal } : {}),
-      ...(installer ? { onTick: applyDue } : {}),
-    });
-    if (pending.length) {
-      throw new KjitError(
-        `the run ended before patch ${pending[0]!.fn}=${pending[0]!.file}@${pending[0]!.atSeconds} was due`,
-        'apply it earlier or run longer',
-      );
+      m = measure(instance);
+    } catch (e) {
+      if (e instanceof KjitError && process.env.KJIT_LOG) process.stderr.write(instance.cb.logText());
+      throw e;
+    } finally {
+      await instance.dispose();
     }
-    instance.checkHealthy(instance.cb.get('t_first_op_ns') === 0n ? 'during boot' : 'while running the workload');
-    if (instance.cb.getNumber('state') !== KernelState.STOPPED) {
-      throw new KjitError('the kernel thread returned without stopping cleanly', 'run with --log to see the kernel log', ExitCode.KERNEL_FAULT);
+    if (!restartAfter) break;
+    restarts.push(restartAfter);
+    process.stderr.write(`kjit: the kernel faulted in ${restartAfter.version} from patch ${restartAfter.patch}: ${restartAfter.action}\n`);
+    if (restarts.length > 8) throw new KjitError('the kernel faulted in patched code more than 8 times', 'fix the patches', ExitCode.KERNEL_FAULT);
+    earlier = { ops: earlier.ops + m.ops, seconds: earlier.seconds + m.seconds };
+    pending = pending.filter((s) => !blacklisted.has(s));
+    if (remainingOps !== undefined) {
+      remainingOps -= BigInt(m.ops);
+      if (remainingOps <= 0n) break;
     }
-    m = measure(instance);
-  } catch (e) {
-    if (e instanceof KjitError && process.env.KJIT_LOG) process.stderr.write(instance.cb.logText());
-    throw e;
-  } finally {
-    await instance.dispose();
+    if (req.seconds !== undefined && earlier.seconds >= req.seconds) break;
+  }
+  if (restarts.length) {
+    /* the measurements below are the last instance's; totals cover all */
+    m = { ...m, ops: m.ops + earlier.ops, seconds: m.seconds + earlier.seconds };
   }
   if (m.ops === 0) {
     throw new KjitError('the kernel completed no operation', 'run longer, or check the workload with --log', ExitCode.FAILURE);
@@ -458,7 +507,7 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
         specialize: r.ms.specialize,
         optimize: r.ms.optimize,
         codegen: r.ms.codegen,
-        link: instance.linkMs,
+        link: linkMs,
         kernel_init: Number(m.firstOpNs - m.threadStartNs) / 1e6,
       },
     },
@@ -472,9 +521,18 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       sysctls: Object.fromEntries(p.config.values.map((v) => [v.sysctl.name, `${v.value} (${v.source}${v.bootFixed ? ', boot-fixed' : ''})`])),
     },
     report: r,
-    rejit: rejitSummary(installer, applied),
+    rejit: rejitSummary(lastInstaller, applied, restarts),
     log: m.log,
   };
+}
+
+/** A restart of the kernel after a fault in patched code. */
+export interface Restart {
+  after_ops: number;
+  fault: string;
+  version: string;
+  patch: string;
+  action: string;
 }
 
 export interface RejitSummary {
@@ -482,18 +540,21 @@ export interface RejitSummary {
   reverts: number;
   rollbacks: number;
   faults: number;
+  /** Kernel restarts after faults in patched versions (the checksum covers the last instance). */
+  restarts: Restart[];
   versions_live: number;
   versions_waiting_grace: number;
   patches: { fn: string; file: string; at_s: number; functions: string[]; compile_ms: number; apply_ms: number }[];
 }
 
-function rejitSummary(installer: Installer | null, applied: readonly AppliedPatch[]): RejitSummary {
+function rejitSummary(installer: Installer | null, applied: readonly AppliedPatch[], restarts: readonly Restart[]): RejitSummary {
   const s = installer?.summary();
   return {
     installs: s?.installs ?? 0,
     reverts: s?.reverts ?? 0,
-    rollbacks: 0,
-    faults: 0,
+    rollbacks: restarts.length,
+    faults: restarts.length,
+    restarts: [...restarts],
     versions_live: s?.versionsLive ?? 0,
     versions_waiting_grace: s?.versionsRetired ?? 0,
     patches: applied.map((a) => ({
