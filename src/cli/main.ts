@@ -22,6 +22,7 @@ usage:
              [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
              [--nic virtq|ring] [--sysctl NAME=VALUE]... [--patch F=FILE[@S]]... [--no-count] [--no-cache] [--report] [--log] [--json]
   kjit bench boot [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes a,b] [--out FILE]
+  kjit bench stress [--json] [--ops N] [--installs N] [--functions a,b] [--out FILE]
   kjit bench install [--json] [--runs N] [--seconds S] [--workload W] [--function F] [--install-gap-ms MS] [--out FILE]
   kjit demo  boot the reference kernel in stock and boot modes and compare them
   kjit help
@@ -151,7 +152,8 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
 async function cmdBench(argv: string[]): Promise<number> {
   const [suite, ...rest] = argv;
   if (suite === 'install') return cmdBenchInstall(rest);
-  if (suite !== 'boot') throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot` or `kjit bench install`');
+  if (suite === 'stress') return cmdBenchStress(rest);
+  if (suite !== 'boot') throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot`, `kjit bench install` or `kjit bench stress`');
   const { values, positionals } = parse(rest, {
     json: { type: 'boolean', default: false },
     runs: { type: 'string' },
@@ -193,6 +195,26 @@ async function cmdBenchInstall(argv: string[]): Promise<number> {
     workload: v.workload as string,
     fn: v.function as string,
     installGapMs: num(v['install-gap-ms'] as string | undefined, '--install-gap-ms', 0),
+    ...(v.out ? { out: v.out as string } : {}),
+  });
+}
+
+async function cmdBenchStress(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean', default: false },
+    ops: { type: 'string' },
+    installs: { type: 'string' },
+    functions: { type: 'string', default: 'kmem_cache_alloc,kmem_cache_free,sys_poll' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
+  const v = values as Record<string, string | boolean | undefined>;
+  const { benchStress } = await import('../../bench/stress.js');
+  return benchStress({
+    json: v.json === true,
+    ops: bigint(v.ops as string | undefined, '--ops') ?? 2_000_000n,
+    installs: num(v.installs as string | undefined, '--installs', 10_000),
+    functions: (v.functions as string).split(','),
     ...(v.out ? { out: v.out as string } : {}),
   });
 }

@@ -129,9 +129,10 @@ export class KernelInstance {
 
   /** Wake the kernel if it is blocked idle (it then re-reads the control block). */
   ringDoorbell(): void {
-    const word = this.cb.addressOf('doorbell');
-    libc.bumpU32(word, 1);
-    libc.futexWake(word, 1);
+    /* the futex is the low 32 bits of the doorbell word; the host is its only writer */
+    const w = this.cb.array('doorbell');
+    w[0] = (w[0]! & ~0xffffffffn) | ((w[0]! + 1n) & 0xffffffffn);
+    libc.futexWake(this.cb.addressOf('doorbell'), 1);
   }
 
   private joining: Promise<void> | null = null;
@@ -195,6 +196,7 @@ export class KernelInstance {
       await this.join();
     }
     this.disposed = true;
+    this.cb.close();
     this.jit.dispose();
     libc.munmap(this.arena.addr, this.arena.bytes);
   }

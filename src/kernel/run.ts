@@ -258,6 +258,8 @@ export interface PreparedBoot {
   loadMs: number;
   /** Objects of the counting build (made on first use). */
   countingObjects(): Uint8Array[];
+  /** The image's pristine IR as bitcode (re-JIT units parse it into contexts of their own). */
+  pristineBitcode(): Uint8Array;
   dispose(): void;
 }
 
@@ -298,7 +300,9 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
     });
     await region;
     let counting: Uint8Array[] | null = null;
+    let bitcode: Uint8Array | null = null;
     return {
+      pristineBitcode: () => (bitcode ??= source.pristine.toBitcode()),
       image,
       mode,
       config,

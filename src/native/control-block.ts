@@ -55,7 +55,8 @@ const FIELD_ROW_BYTES = 24; /* struct kjit_cb_field: name, offset, words */
 export class ControlBlock {
   readonly address: bigint;
   readonly size: number;
-  private readonly words: BigUint64Array;
+  private words: BigUint64Array;
+  private closed = false;
   private readonly layout: ReadonlyMap<string, FieldLayout>;
 
   private constructor(address: bigint, size: number, layout: Map<string, FieldLayout>) {
@@ -93,7 +94,14 @@ export class ControlBlock {
   }
 
   private at(field: CbField): FieldLayout {
+    if (this.closed) throw new Error(`control block field '${field}' read after its kernel instance was disposed (its memory is gone)`);
     return this.layout.get(field)!;
+  }
+
+  /** The memory is about to be released: any later access throws instead of touching it. */
+  close(): void {
+    this.closed = true;
+    this.words = new BigUint64Array(0);
   }
 
   /** First word of a field. */

@@ -18,6 +18,7 @@ const fns = {
   munmap: libc.func('int munmap(void *addr, size_t len)'),
   syscall3: libc.func('long syscall(long nr, ...)'),
   strerror: libc.func('const char *strerror(int errnum)'),
+  malloc_trim: libc.func('int malloc_trim(size_t pad)'),
 };
 
 const PROT_READ = 1;
@@ -100,15 +101,6 @@ export function writeI64(addr: bigint, value: bigint): void {
   new BigInt64Array(koffi.view(addr, 8))[0] = BigInt.asIntN(64, value);
 }
 
-/**
- * Add `n` to a 32-bit word.  Not an atomic read-modify-write: only for words
- * the host is the sole writer of (the doorbell), which the kernel only reads.
- */
-export function bumpU32(addr: bigint, n: number): void {
-  const w = new Uint32Array(koffi.view(addr, 4));
-  w[0] = (w[0]! + n) >>> 0;
-}
-
 /** Wake up to `n` threads waiting on the futex word at `addr` (private futex). */
 export function futexWake(addr: bigint, n: number): number {
   return Number(fns.syscall3(SYS_futex, 'void *', addr, 'int', FUTEX_WAKE_PRIVATE, 'int', n));
@@ -127,4 +119,9 @@ export function callNative(address: bigint, prototype: string, ...args: unknown[
     prototypes.set(prototype, proto);
   }
   return koffi.call(address, proto, ...args);
+}
+
+/** Give free heap memory back to the system (glibc keeps it otherwise), e.g. before reading RSS. */
+export function trimHeap(): void {
+  fns.malloc_trim(0);
 }

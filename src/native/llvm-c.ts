@@ -91,6 +91,7 @@ const declarations = {
 
   /* values */
   LLVMGetValueName2: 'void *LLVMGetValueName2(void *V, _Out_ size_t *len)',
+  LLVMGetValueName: 'void *LLVMGetValueName(void *V)',
   LLVMSetValueName2: 'void LLVMSetValueName2(void *V, const char *name, size_t len)',
   LLVMTypeOf: 'void *LLVMTypeOf(void *V)',
   LLVMIsDeclaration: 'int LLVMIsDeclaration(void *G)',

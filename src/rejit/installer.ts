@@ -20,7 +20,7 @@
 import type { PreparedBoot } from '../kernel/run.js';
 import type { KernelInstance } from '../kernel/instance.js';
 import { KernelState } from '../native/control-block.js';
-import type { Module } from '../native/llvm.js';
+import { objectSymbols } from '../native/llvm.js';
 import { CodeRegion } from '../native/codemem.js';
 import { Redirector } from './redirect.js';
 import { buildUnit } from './unit.js';
@@ -77,7 +77,7 @@ export class Installer {
   }
 
   /** Phases build and link: a version ready to go live. */
-  compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean; source?: Module; defineGlobals?: ReadonlySet<string> } = {}): CodeVersion {
+  compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean; source?: Uint8Array; defineGlobals?: ReadonlySet<string> } = {}): CodeVersion {
     const id = this.nextId++;
     let phase: InstallPhase = 'build';
     try {
@@ -95,7 +95,7 @@ export class Installer {
       try {
         jit.addObject(unit.object, tracker);
         const address = jit.lookup(unit.symbol);
-        const size = jit.symbols().find((s) => s.address === address)?.size ?? 0;
+        const size = objectSymbols(unit.object).find((s) => s.name === unit.symbol)?.size ?? 0;
         const version: CodeVersion = {
           id,
           fn,

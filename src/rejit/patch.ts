@@ -147,15 +147,16 @@ export async function applyPatch(p: PreparedBoot, installer: Installer, spec: Pa
   const patch = checkPatch(p, spec);
   /* the patch's own new state is defined once, in the version of the function itself */
   const state = new Set([...patch.globals()].filter((g) => !g.isDeclaration()).map((g) => g.name));
-  const source = patchedSource(p, spec.fn, patch);
+  const patched = patchedSource(p, spec.fn, patch);
   const versions: CodeVersion[] = [];
   let inliners: string[];
   try {
+    const source = patched.toBitcode();
     inliners = inlinersOf(p, spec.fn);
     versions.push(installer.compile(spec.fn, 'patched', { source, defineGlobals: state }));
     for (const fn of inliners) versions.push(installer.compile(fn, 'patched', { source }));
   } finally {
-    source.dispose();
+    patched.dispose();
   }
   const t1 = performance.now();
   const done: CodeVersion[] = [];

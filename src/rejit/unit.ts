@@ -10,7 +10,7 @@
 import { KjitError } from '../errors.js';
 import { makeTargetMachine, specialize } from '../kernel/compile.js';
 import type { PreparedBoot } from '../kernel/run.js';
-import { Linkage, type Module, type Value, Visibility } from '../native/llvm.js';
+import { Context, Linkage, Module, type Value, Visibility } from '../native/llvm.js';
 import type { VersionKind } from './versions.js';
 
 export interface UnitRequest {
@@ -22,8 +22,8 @@ export interface UnitRequest {
   countEntries?: boolean;
   /** Callee depth whose bodies the optimizer may inline. */
   inlineDepth?: number;
-  /** IR to build from (default: the image's pristine IR); a live patch passes the patched IR. */
-  source?: Module;
+  /** Bitcode to build from (default: the image's pristine IR); a live patch passes the patched IR. */
+  source?: Uint8Array;
   /** Globals this version defines (a patch's new state); all others link to the live image. */
   defineGlobals?: ReadonlySet<string>;
 }
@@ -72,7 +72,11 @@ function calleesWithin(m: Module, root: Value, depth: number): Set<string> {
 
 export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
   const t0 = performance.now();
-  const m = (req.source ?? p.image.pristine).clone();
+  /* A context of its own, disposed with the unit: constants and metadata a
+   * context uniques are never freed while it lives, so building every
+   * version in the image's context would grow memory with each one. */
+  const ctx = Context.create();
+  const m = Module.parseBitcode(ctx, req.source ?? p.pristineBitcode(), `${req.fn}.kjit.unit`);
   try {
     specialize(m, p.mode, p.config, p.compiled.target);
     const fn = m.getFunction(req.fn);
@@ -124,5 +128,6 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
     return { object, symbol, hitsSymbol, inlines: [...inlines], ms: performance.now() - t0 };
   } finally {
     m.dispose();
+    ctx.dispose();
   }
 }
