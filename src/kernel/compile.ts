@@ -82,6 +82,8 @@ export interface CompileOptions {
   cache?: boolean;
   /** Give every function a 5-byte patchable entry, so versions can be installed (src/rejit). */
   patchable?: boolean;
+  /** Drop the image's assembly instead of emitting it (a re-JIT unit: the routines are already live). */
+  dropAssembly?: boolean;
 }
 
 function cacheKeyFor(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec, patchable: boolean): string {
@@ -193,7 +195,9 @@ export function specialize(m: Module, mode: ModeSpec, config: BootConfig, target
   /* Functions the assembly calls (e.g. task_entry from the context switch)
    * must keep their symbols: the asm object links to them by name. */
   const asmWords = new Set(m.inlineAsm.match(/[A-Za-z_.$][\w.$]*/g) ?? []);
-  const asmObject = emitAssembly(m);
+  let asmObject: Uint8Array | null = null;
+  if (options.dropAssembly) m.inlineAsm = '';
+  else asmObject = emitAssembly(m);
   const before = definedFunctionNames(m);
   const pinned = (name: string) => name.startsWith('kjit_') || asmWords.has(name);
 

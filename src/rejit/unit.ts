@@ -78,7 +78,7 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
   const ctx = Context.create();
   const m = Module.parseBitcode(ctx, req.source ?? p.pristineBitcode(), `${req.fn}.kjit.unit`);
   try {
-    specialize(m, p.mode, p.config, p.compiled.target);
+    specialize(m, p.mode, p.config, p.compiled.target, { dropAssembly: true });
     const fn = m.getFunction(req.fn);
     if (!fn || fn.isDeclaration()) {
       throw new KjitError(`the image defines no function '${req.fn}' (or boot removed it)`, 'name a function of the running kernel');
