@@ -61,15 +61,15 @@ export class KernelInstance {
   private thread: bigint | null = null;
   private joined = false;
   private disposed = false;
-  /** Function start addresses, for naming the location of a fault. */
-  private readonly symbols: Map<string, bigint>;
+  /** Entry point of the kernel thread (the runtime's kjit_thread_main). */
+  private readonly threadMain: bigint;
   readonly linkMs: number;
 
-  private constructor(jit: LLJIT, cb: ControlBlock, arena: { addr: bigint; bytes: number }, symbols: Map<string, bigint>, linkMs: number) {
+  private constructor(jit: LLJIT, cb: ControlBlock, arena: { addr: bigint; bytes: number }, threadMain: bigint, linkMs: number) {
     this.jit = jit;
     this.cb = cb;
     this.arena = arena;
-    this.symbols = symbols;
+    this.threadMain = threadMain;
     this.linkMs = linkMs;
   }
 
@@ -102,9 +102,7 @@ export class KernelInstance {
         libc.writeI64(jit.lookup(v.sysctl.variable), v.value);
       }
       if (process.env.KJIT_PERF_MAP) writePerfMap(jit);
-      const symbols = new Map<string, bigint>();
-      symbols.set('kjit_thread_main', jit.lookup('kjit_thread_main'));
-      return new KernelInstance(jit, cb, arena, symbols, performance.now() - t0);
+      return new KernelInstance(jit, cb, arena, jit.lookup('kjit_thread_main'), performance.now() - t0);
     } catch (e) {
       if (arena) libc.munmap(arena.addr, arena.bytes);
       jit.dispose();
@@ -114,7 +112,7 @@ export class KernelInstance {
 
   start(): void {
     if (this.thread !== null) throw new Error('kernel instance started twice');
-    this.thread = libc.pthreadCreate(this.symbols.get('kjit_thread_main')!, 0n);
+    this.thread = libc.pthreadCreate(this.threadMain, 0n);
   }
 
   get state(): number {

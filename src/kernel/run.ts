@@ -174,24 +174,24 @@ async function drive(
   let finished = false;
   void joined.then(() => (finished = true), () => (finished = true));
   try {
-  while (!finished) {
-    await Promise.race([sleep(20), joined]);
-    const state = cb.getNumber('state');
-    if (state === KernelState.FAULTED || state === KernelState.PANICKED) break;
-    if (firstOpAt === null && cb.get('t_first_op_ns') !== 0n) firstOpAt = performance.now();
-    const now = performance.now();
-    if (req.seconds !== undefined && !stopping && firstOpAt !== null && now - firstOpAt >= req.seconds * 1000) {
-      stopping = true;
-      instance.requestStop();
+    while (!finished) {
+      await Promise.race([sleep(20), joined]);
+      const state = cb.getNumber('state');
+      if (state === KernelState.FAULTED || state === KernelState.PANICKED) break;
+      if (firstOpAt === null && cb.get('t_first_op_ns') !== 0n) firstOpAt = performance.now();
+      const now = performance.now();
+      if (req.seconds !== undefined && !stopping && firstOpAt !== null && now - firstOpAt >= req.seconds * 1000) {
+        stopping = true;
+        instance.requestStop();
+      }
+      if (req.onTick && firstOpAt !== null && !stopping) await req.onTick((now - firstOpAt) / 1000);
+      if (req.onProgress && now - lastReport >= 250 && firstOpAt !== null) {
+        lastReport = now;
+        const elapsedS = (now - firstOpAt) / 1000;
+        const ops = cb.getNumber('ops_done');
+        req.onProgress({ elapsedS, ops, opsPerSec: elapsedS > 0 ? ops / elapsedS : 0, state });
+      }
     }
-    if (req.onTick && firstOpAt !== null && !stopping) await req.onTick((now - firstOpAt) / 1000);
-    if (req.onProgress && now - lastReport >= 250 && firstOpAt !== null) {
-      lastReport = now;
-      const elapsedS = (now - firstOpAt) / 1000;
-      const ops = cb.getNumber('ops_done');
-      req.onProgress({ elapsedS, ops, opsPerSec: elapsedS > 0 ? ops / elapsedS : 0, state });
-    }
-  }
   } catch (e) {
     /* a failure of the host's own work (a patch that did not build) stops the kernel first */
     instance.requestStop();

@@ -53,31 +53,17 @@ export class CodeRegion {
     this.creator = { fn: fns.kjit_codemem_layer_creator!, ctx: createRTDyldLayerFunctionAddress() };
   }
 
-  /** The process's region, created on first use. */
+  /** The process's region; CodeRegion.getAsync() sets it up (prepareBoot does). */
   static get(): CodeRegion {
-    if (CodeRegion.instance) return CodeRegion.instance;
-    const ctx = Context.create();
-    const m = Module.parseBitcode(ctx, readCodememIR(), 'codemem');
-    using tm = TargetMachine.create({
-      triple: 'x86_64-pc-linux-gnu',
-      cpu: 'x86-64',
-      features: '',
-      optLevel: 2,
-      relocModel: 'pic',
-      codeModel: 'small',
-    });
-    m.runPasses('default<O2>', tm);
-    const object = tm.emitObject(m);
-    m.dispose();
-    ctx.dispose();
-    return CodeRegion.install(object);
+    if (!CodeRegion.instance) throw new Error('the code region is not set up yet: await CodeRegion.getAsync() first');
+    return CodeRegion.instance;
   }
 
   private static pending: Promise<CodeRegion> | undefined;
 
   /**
-   * Like get(), with the memory manager's code generated on a libuv thread,
-   * so a caller can compile an image meanwhile.
+   * The process's region, created on first use.  The memory manager's code
+   * is generated on a libuv thread, so a caller can compile an image meanwhile.
    */
   static getAsync(): Promise<CodeRegion> {
     if (CodeRegion.instance) return Promise.resolve(CodeRegion.instance);

@@ -1054,36 +1054,35 @@ export class LLJIT {
     }
   }
 
-  /** Every sized symbol of the added objects that resolves, by address. */
+  /**
+   * Every sized symbol of the added objects, by address.  ORC resolves only
+   * global symbols; a local one is placed relative to a global symbol of the
+   * same section of the same object.
+   */
   symbols(): readonly { address: bigint; size: number; name: string }[] {
-    this.symbolize(0n);
-    return this.symbolTable!;
+    if (this.symbolTable) return this.symbolTable;
+    const table: { address: bigint; size: number; name: string }[] = [];
+    for (const syms of this.objects) {
+      const sectionBase = new Map<string, bigint>();
+      for (const s of syms) {
+        if (!s.section || sectionBase.has(s.section)) continue;
+        const a = this.tryLookup(s.name);
+        if (a !== null) sectionBase.set(s.section, a - BigInt(s.offset));
+      }
+      for (const s of syms) {
+        const base = sectionBase.get(s.section);
+        if (s.size > 0 && base !== undefined) table.push({ address: base + BigInt(s.offset), size: s.size, name: s.name });
+      }
+    }
+    table.sort((x, y) => (x.address < y.address ? -1 : 1));
+    this.symbolTable = table;
+    return table;
   }
 
   /** `name+0xoff` for an address inside a symbol of an added object, else null. */
   symbolize(address: bigint): string | null {
-    if (!this.symbolTable) {
-      /* ORC resolves only global symbols; a local one is placed relative to
-       * a global symbol of the same section of the same object. */
-      this.symbolTable = [];
-      for (const syms of this.objects) {
-        const sectionBase = new Map<string, bigint | null>();
-        for (const s of syms) {
-          if (!s.section || sectionBase.has(s.section)) continue;
-          const a = this.tryLookup(s.name);
-          if (a !== null) sectionBase.set(s.section, a - BigInt(s.offset));
-        }
-        for (const s of syms) {
-          const base = sectionBase.get(s.section);
-          if (s.size > 0 && base !== undefined && base !== null) {
-            this.symbolTable.push({ address: base + BigInt(s.offset), size: s.size, name: s.name });
-          }
-        }
-      }
-      this.symbolTable.sort((x, y) => (x.address < y.address ? -1 : 1));
-    }
     let best: { address: bigint; size: number; name: string } | null = null;
-    for (const s of this.symbolTable) {
+    for (const s of this.symbols()) {
       if (s.address > address) break;
       best = s;
     }

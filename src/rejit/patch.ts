@@ -115,7 +115,10 @@ export function inlinersOf(p: PreparedBoot, fn: string): string[] {
     if (f.isDeclaration()) continue;
     for (const i of f.instructions()) {
       const callee = i.isCall() ? i.calledFunction()?.name : undefined;
-      if (callee && callee !== f.name) callers.set(callee, [...(callers.get(callee) ?? []), f.name]);
+      if (!callee || callee === f.name) continue;
+      const list = callers.get(callee);
+      if (list) list.push(f.name);
+      else callers.set(callee, [f.name]);
     }
   }
   const found = new Set<string>();
