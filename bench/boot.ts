@@ -10,7 +10,6 @@
  * process.
  */
 import { spawnSync } from 'node:child_process';
-import { cpus, release } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -18,8 +17,8 @@ import { ExitCode, KjitError } from '../src/errors.js';
 import { REFERENCE } from '../src/kernel/image.js';
 import { ABLATIONS, RUN_MODES } from '../src/kernel/modes.js';
 import { execute, type PreparedBoot, prepareBoot } from '../src/kernel/run.js';
-import { hostCPUName } from '../src/native/llvm.js';
 import { ROOT } from '../src/paths.js';
+import { machineEnv } from './env.js';
 import { geomean, ratioOfMedians, spread } from './stats.js';
 
 export interface BenchBootOptions {
@@ -46,11 +45,6 @@ interface Row {
 const CHECKSUM_OPS = 5000n;
 /** Operations per phase for `phases`, so a 1 s run crosses several phases. */
 const PHASE_OPS = 20000n;
-
-function gitCommit(): string {
-  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
-}
 
 /** `kjit run --ops 1` in fresh processes: boot to first operation from process start. */
 function measureBootToFirstOp(mode: string, runs: number, cache: boolean): number[] {
@@ -149,21 +143,12 @@ export async function benchBoot(opts: BenchBootOptions): Promise<number> {
     const report = {
       format: 'kjit-bench-boot/1',
       env: {
-        date: new Date().toISOString(),
-        commit: gitCommit(),
-        node: process.version,
-        llvm: '19',
-        cpu: cpus()[0]?.model ?? 'unknown',
-        llvm_cpu: hostCPUName(),
-        cores: cpus().length,
-        kernel: release(),
+        ...machineEnv(),
         runs: opts.runs,
         seconds_per_run: opts.seconds,
         concurrency: base.concurrency,
         nic: 'virtio-net',
         seed: base.seed.toString(),
-        kjit: process.env.npm_package_version ?? '0.1.0',
-        cpu_pinning: 'none (kernel thread scheduled by Linux)',
         checksum_ops: Number(CHECKSUM_OPS),
       },
       suite: 'boot',

@@ -7,15 +7,14 @@
  *   (c) install latency (a compiled version, request to live) and grace
  *       period length (revert to freed) distributions.
  */
-import { cpus, release } from 'node:os';
 import { writeFileSync } from 'node:fs';
 
 import { ExitCode, KjitError } from '../src/errors.js';
 import { REFERENCE } from '../src/kernel/image.js';
 import { KernelInstance } from '../src/kernel/instance.js';
 import { execute, instanceOptions, latencyFromHistogram, prepareBoot, type PreparedBoot } from '../src/kernel/run.js';
-import { hostCPUName } from '../src/native/llvm.js';
 import { Installer } from '../src/rejit/installer.js';
+import { machineEnv } from './env.js';
 import { ratioOfMedians, spread } from './stats.js';
 
 export interface BenchInstallOptions {
@@ -138,18 +137,12 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
     const report = {
       format: 'kjit-bench-install/1',
       env: {
-        date: new Date().toISOString(),
-        node: process.version,
-        cpu: cpus()[0]?.model ?? 'unknown',
-        llvm_cpu: hostCPUName(),
-        cores: cpus().length,
-        kernel: release(),
+        ...machineEnv(),
         runs: o.runs,
         seconds_per_run: o.seconds,
         workload: o.workload,
         function: o.fn,
         seed: '1',
-        cpu_pinning: 'none',
       },
       suite: 'install',
       baseline: {

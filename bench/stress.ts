@@ -15,6 +15,7 @@ import { KernelInstance } from '../src/kernel/instance.js';
 import { execute, instanceOptions, prepareBoot } from '../src/kernel/run.js';
 import { trimHeap } from '../src/native/libc.js';
 import { Installer } from '../src/rejit/installer.js';
+import { machineEnv } from './env.js';
 
 export interface BenchStressOptions {
   json: boolean;
@@ -101,7 +102,7 @@ export async function benchStress(o: BenchStressOptions): Promise<number> {
     const rssAfter = rssBytes();
     const report = {
       format: 'kjit-bench-stress/1',
-      env: { date: new Date().toISOString(), node: process.version, workload: 'web', seed: '9', functions: o.functions },
+      env: { ...machineEnv(), workload: 'web', seed: '9', functions: o.functions },
       ops: Number(o.ops),
       install_and_revert_operations: operations,
       versions_compiled: compiled,
