@@ -28,29 +28,18 @@ afterAll(() => {
   for (const p of [stock, boot, bootRing]) p?.dispose();
 });
 
-function loadsOf(m: Module, variable: string): number {
+/** Instructions of `m` (in the functions `inFunction` accepts) that `match`. */
+function countInstructions(m: Module, match: (i: Value) => boolean, inFunction: (f: Value) => boolean = () => true): number {
   let n = 0;
   for (const fn of m.functions()) {
-    for (const inst of fn.instructions()) if (inst.isLoad() && inst.loadPointer()?.name === variable) n++;
+    if (!inFunction(fn)) continue;
+    for (const inst of fn.instructions()) if (match(inst)) n++;
   }
   return n;
 }
 
-function storesTo(m: Module, variable: string): number {
-  let n = 0;
-  for (const fn of m.functions()) {
-    for (const inst of fn.instructions()) if (inst.isStore() && inst.operand(1)?.name === variable) n++;
-  }
-  return n;
-}
-
-function callsTo(m: Module, callee: string): number {
-  let n = 0;
-  for (const fn of m.functions()) {
-    for (const inst of fn.instructions()) if (inst.isCall() && inst.calledFunction()?.name === callee) n++;
-  }
-  return n;
-}
+const loadsOf = (m: Module, variable: string) => countInstructions(m, (i) => i.isLoad() && i.loadPointer()?.name === variable);
+const callsTo = (m: Module, callee: string) => countInstructions(m, (i) => i.isCall() && i.calledFunction()?.name === callee);
 
 function defines(m: Module, name: string): boolean {
   const f = m.getFunction(name);
@@ -85,10 +74,13 @@ describe('boot specialization', () => {
        * audit_syscall, or its body inlined: an increment of audit_count) is on
        * the syscall path; without audit only init's reset to 0 is left */
       const auditPath = (m: Module) =>
-        [...m.functions()]
-          .filter((f: Value) => !f.name.startsWith('audit_'))
-          .reduce((n: number, f: Value) => n + [...f.instructions()].filter((i: Value) =>
-            (i.isCall() && i.calledFunction()?.name === 'audit_syscall') || (i.isStore() && i.operand(1)?.name === 'audit_count' && i.operand(0)?.constIntValue() !== 0n)).length, 0);
+        countInstructions(
+          m,
+          (i) =>
+            (i.isCall() && i.calledFunction()?.name === 'audit_syscall') ||
+            (i.isStore() && i.operand(1)?.name === 'audit_count' && i.operand(0)?.constIntValue() !== 0n),
+          (f) => !f.name.startsWith('audit_'),
+        );
       expect(auditPath(audited.compiled.optimized)).toBeGreaterThan(0);
       expect(auditPath(boot.compiled.optimized)).toBe(0);
       expect(audited.compiled.report.folded.find((f) => f.name === 'kernel.audit')).toMatchObject({ value: '1' });

@@ -126,22 +126,8 @@ describe('live patches', () => {
 
 describe('kjit run --patch', () => {
   it('patches the reference kernel while it runs, re-JITting every function that inlined the patched one', () => {
-    const patch = join(dir, 'fold.c');
-    /* csum_fold with the same result, counting its calls in new (shadow) state */
-    writeFileSync(
-      patch,
-      `#include <stdint.h>
-uint64_t csum_fold_patched_calls;
-uint16_t csum_fold(uint64_t sum) {
-  csum_fold_patched_calls++;
-  sum = (sum & 0xffffffffull) + (sum >> 32);
-  sum = (sum & 0xffffffffull) + (sum >> 32);
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return (uint16_t)~sum;
-}
-`,
-    );
+    /* csum_fold with the same results, counting its calls in new (shadow) state */
+    const patch = join(import.meta.dirname, '..', 'examples', 'patches', 'csum_fold_counted.c');
     const ll = join(dir, 'fold.ll');
     spawnSync('clang-19', ['-O2', '-Xclang', '-disable-llvm-passes', '-emit-llvm', '-S', patch, '-o', ll]);
     const kjit = (...args: string[]) =>

@@ -5,7 +5,7 @@
  * (the stack only with KJIT_DEBUG=1).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -223,25 +223,12 @@ async function cmdBenchStress(argv: string[]): Promise<number> {
   });
 }
 
-/** The demo's live patch: csum_fold with the same results, counting its calls in new state. */
-const DEMO_PATCH = `#include <stdint.h>
-uint64_t csum_fold_patched_calls; /* shadow state the patch adds */
-uint16_t csum_fold(uint64_t sum) {
-  csum_fold_patched_calls++;
-  sum = (sum & 0xffffffffull) + (sum >> 32);
-  sum = (sum & 0xffffffffull) + (sum >> 32);
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return (uint16_t)~sum;
-}
-`;
-
+/** The demo's live patch (examples/patches/csum_fold_counted.c), compiled to IR. */
 function demoPatchFile(): string {
   const dir = join(ROOT, 'build', 'demo');
   mkdirSync(dir, { recursive: true });
-  const c = join(dir, 'csum_fold.c');
-  const ll = join(dir, 'csum_fold.ll');
-  writeFileSync(c, DEMO_PATCH);
+  const c = join(ROOT, 'examples', 'patches', 'csum_fold_counted.c');
+  const ll = join(dir, 'csum_fold_counted.ll');
   const r = spawnSync('clang-19', ['-O2', '-Xclang', '-disable-llvm-passes', '-emit-llvm', '-S', c, '-o', ll], { encoding: 'utf8' });
   if (r.status !== 0) throw new KjitError(`cannot compile the demo patch: ${r.stderr.trim()}`, 'install LLVM 19 with `npm run setup`', ExitCode.FAILURE);
   return ll;
