@@ -983,7 +983,9 @@ export class LLJIT {
   private _ref: Ref | null;
   private readonly mainDylib: Ref;
   /** Symbols of added objects, for symbolize(). */
-  private readonly objects: ObjectSymbol[][] = [];
+  /* Added objects, read for their symbols only when symbols() is first asked
+   * (a fault, a perf map): not on the boot path. */
+  private readonly objects: Uint8Array[] = [];
   private symbolTable: { address: bigint; size: number; name: string }[] | null = null;
 
   private constructor(ref: Ref) {
@@ -1024,7 +1026,7 @@ export class LLJIT {
 
   /** Add an object file to the main JITDylib (under `tracker` if given). */
   addObject(bytes: Uint8Array, tracker?: ResourceTracker): void {
-    this.objects.push(objectSymbols(bytes));
+    this.objects.push(bytes);
     this.symbolTable = null;
     const buf = memoryBuffer(bytes, 'kjit-object'); /* ownership passes to ORC */
     const err = tracker
@@ -1062,7 +1064,8 @@ export class LLJIT {
   symbols(): readonly { address: bigint; size: number; name: string }[] {
     if (this.symbolTable) return this.symbolTable;
     const table: { address: bigint; size: number; name: string }[] = [];
-    for (const syms of this.objects) {
+    for (const object of this.objects) {
+      const syms = objectSymbols(object);
       const sectionBase = new Map<string, bigint>();
       for (const s of syms) {
         if (!s.section || sectionBase.has(s.section)) continue;
