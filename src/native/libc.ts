@@ -89,16 +89,18 @@ export function munmap(addr: bigint, bytes: number): void {
   if ((fns.munmap(addr, bytes) as number) !== 0) throw new Error(`munmap(0x${addr.toString(16)}, ${bytes}) failed`);
 }
 
+/* koffi.decode/encode rather than koffi.view: a view leaves ~200 bytes behind
+ * (docs/llvm-notes.md). */
 export function readU64(addr: bigint): bigint {
-  return new BigUint64Array(koffi.view(addr, 8))[0]!;
+  return BigInt(koffi.decode(addr, 'uint64_t') as number | bigint);
 }
 
 export function writeU64(addr: bigint, value: bigint): void {
-  new BigUint64Array(koffi.view(addr, 8))[0] = BigInt.asUintN(64, value);
+  koffi.encode(addr, 'uint64_t', BigInt.asUintN(64, value));
 }
 
 export function writeI64(addr: bigint, value: bigint): void {
-  new BigInt64Array(koffi.view(addr, 8))[0] = BigInt.asIntN(64, value);
+  koffi.encode(addr, 'int64_t', BigInt.asIntN(64, value));
 }
 
 /** Wake up to `n` threads waiting on the futex word at `addr` (private futex). */
