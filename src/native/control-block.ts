@@ -76,7 +76,7 @@ export class ControlBlock {
     const layout = new Map<string, FieldLayout>();
     let size = 0;
     for (let i = 0; i < nfields; i++) {
-      const name = koffi.decode(rows[i * 3]!, 'char', -1) as string;
+      const name = koffi.decode.string(rows[i * 3]!) as string;
       const offset = Number(rows[i * 3 + 1]);
       const words = Number(rows[i * 3 + 2]);
       if (offset % 8 !== 0) throw new ControlBlockLayoutError(`control block field ${name} is not 8-byte aligned`);

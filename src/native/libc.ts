@@ -89,8 +89,8 @@ export function munmap(addr: bigint, bytes: number): void {
   if ((fns.munmap(addr, bytes) as number) !== 0) throw new Error(`munmap(0x${addr.toString(16)}, ${bytes}) failed`);
 }
 
-/* koffi.decode/encode rather than koffi.view: a view leaves ~200 bytes behind
- * (docs/llvm-notes.md). */
+/* koffi.decode/encode of one word: no view (an external ArrayBuffer per
+ * access) and no array type (docs/llvm-notes.md). */
 export function readU64(addr: bigint): bigint {
   return BigInt(koffi.decode(addr, 'uint64_t') as number | bigint);
 }

@@ -32,23 +32,20 @@ export class DisposedError extends Error {
 
 /* ---- strings LLVM hands out ------------------------------------------------ */
 
-/* koffi.decode, not koffi.view: a view costs ~200 bytes that are never
- * given back (measured: 90,700 names read through views grew the heap by
- * 19.5 MB), and names are read constantly. */
+/* koffi.decode.string, never koffi.decode(ptr, 'char', n): with a length
+ * (or -1) decode makes an array type for that length on every call and
+ * never frees it (koffi 3.3.4, MakeArrayType: ~18 bytes a call; measured
+ * 100 KB per re-JIT unit, which reads thousands of names).  decode.string
+ * makes the string directly; with a length it takes exactly those bytes,
+ * NULs included, as UTF-8. */
 function textAt(ptr: MaybeRef, length: number): string {
   if (!ptr || length === 0) return '';
-  return koffi.decode(ptr, 'char', length) as string;
-}
-
-/** Exactly `length` bytes (NULs included) as text. */
-function bytesAsText(ptr: MaybeRef, length: number): string {
-  if (!ptr || length === 0) return '';
-  return Buffer.from(koffi.decode(ptr, 'uint8_t', length) as number[]).toString('utf8');
+  return koffi.decode.string(ptr, length) as string;
 }
 
 /** A NUL-terminated string LLVM keeps. */
 function cString(ptr: MaybeRef): string {
-  return ptr ? (koffi.decode(ptr, 'char', -1) as string) : '';
+  return ptr ? (koffi.decode.string(ptr) as string) : '';
 }
 
 /** A message LLVM allocated: read it, then give it back. */
@@ -389,7 +386,7 @@ export class Value {
     if (!(C.LLVMIsConstantString(this.ref) as number)) return null;
     const len = [0];
     const p = C.LLVMGetAsString(this.ref, len) as MaybeRef;
-    return bytesAsText(p, Number(len[0]));
+    return textAt(p, Number(len[0]));
   }
 
   aggregateElement(i: number): Value | null {
@@ -679,7 +676,7 @@ export class Module {
   /** Module-level assembly. */
   get inlineAsm(): string {
     const len = [0];
-    return bytesAsText(C.LLVMGetModuleInlineAsm(this.ref, len) as MaybeRef, Number(len[0]));
+    return textAt(C.LLVMGetModuleInlineAsm(this.ref, len) as MaybeRef, Number(len[0]));
   }
 
   set inlineAsm(text: string) {
