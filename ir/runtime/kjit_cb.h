@@ -25,6 +25,7 @@
 #define KJIT_LAT_BUCKETS 512
 #define KJIT_MAX_TASKS 64
 #define KJIT_GRACE_RANGES 64                /* retired code ranges one grace request can carry */
+#define KJIT_POKE_BATCH 64                  /* patchable entries one poke request rewrites together */
 #define KJIT_HW_MAX_DEVICES 8
 #define KJIT_MSG_WORDS 32                   /* 256-byte message (panic / fault text) */
 #define KJIT_LOG_WORDS 1024                 /* 8 KiB kernel log ring ("dmesg") */
@@ -86,13 +87,14 @@ enum kjit_state {
   X(grace_n, 1, "host -> kernel: ranges in grace_lo/grace_hi")                       \
   X(grace_lo, KJIT_GRACE_RANGES, "host -> kernel: start of each retired code range") \
   X(grace_hi, KJIT_GRACE_RANGES, "host -> kernel: end of each retired code range")   \
-  X(poke_request, 1, "host -> kernel: bumped after writing poke_*: rewrite one patchable entry at a quiescent point") \
+  X(poke_request, 1, "host -> kernel: bumped after writing poke_*: rewrite poke_n patchable entries together at one quiescent point") \
   X(poke_done, 1, "kernel -> host: the last poke request carried out")               \
-  X(poke_result, 1, "kernel -> host: 0, or -errno (ESTALE: the entry was not poke_old)") \
-  X(poke_site, 1, "host -> kernel: execution address of the entry")                  \
-  X(poke_alias, 1, "host -> kernel: the same byte in the writable alias")            \
-  X(poke_old, 1, "host -> kernel: the 5 bytes expected there now (little-endian)")   \
-  X(poke_new, 1, "host -> kernel: the 5 bytes to write")                             \
+  X(poke_result, 1, "kernel -> host: 0, or -errno (ESTALE: an entry was not its poke_old; then none was written)") \
+  X(poke_n, 1, "host -> kernel: entries in poke_site/alias/old/new")                 \
+  X(poke_site, KJIT_POKE_BATCH, "host -> kernel: execution address of each entry")  \
+  X(poke_alias, KJIT_POKE_BATCH, "host -> kernel: the same byte in the writable alias") \
+  X(poke_old, KJIT_POKE_BATCH, "host -> kernel: the 5 bytes expected there now (little-endian)") \
+  X(poke_new, KJIT_POKE_BATCH, "host -> kernel: the 5 bytes to write")              \
   X(patch_traps, 1, "threads that reached a code site while it was being rewritten (emulated)") \
   X(fault_count, 1, "synchronous faults taken in kernel code")                       \
   X(fault_signo, 1, "signal of the last fault")                                      \

@@ -41,8 +41,12 @@
  * kernel thread itself writes the bytes at its next quiescent point
  * (kjit_poke_poll), where no task is between a call and the entry's NOP,
  * then executes a serializing instruction before it runs kernel code again.
- * The int3 protocol remains for a kernel that is not at a quiescent point
- * soon enough (and for when the kernel is not running at all).
+ * A request may carry a set of entries (a patch and every function it was
+ * inlined into, or a set of patches): the kernel thread checks them all and
+ * then writes them all before it runs kernel code again, so the set changes
+ * as one transition.  The int3 protocol remains for a kernel that is not at
+ * a quiescent point soon enough (and for when the kernel is not running at
+ * all); it writes one entry at a time.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -220,26 +224,34 @@ static void serialize(void) {
       : "cc", "memory");
 }
 
-/* Called at quiescent points on the kernel thread: carry out a posted poke.
- * poke_old/poke_new hold the 5 bytes (little-endian, low bits). */
+/* Called at quiescent points on the kernel thread: carry out a posted poke
+ * request, a set of entries that change together.  poke_old/poke_new hold
+ * each entry's 5 bytes (little-endian, low bits).  All or nothing: every
+ * entry is checked against its expected bytes before any is written, and
+ * the kernel runs no code of its own between the first write and the last,
+ * so no task sees part of the set. */
 void kjit_poke_poll(void) {
   uint64_t req = __atomic_load_n(&kjit_cb.poke_request[0], __ATOMIC_ACQUIRE);
   if (req == kjit_cb.poke_done[0]) return;
-  uint64_t site = kjit_cb.poke_site[0];
-  uint8_t *alias = (uint8_t *)kjit_cb.poke_alias[0];
-  uint64_t expect = kjit_cb.poke_old[0], want = kjit_cb.poke_new[0], now = 0;
-  int64_t rc = 0;
-  if (site % 16 || !alias) {
-    rc = -EINVAL;
-  } else {
+  uint64_t n = kjit_cb.poke_n[0];
+  int64_t rc = n == 0 || n > KJIT_POKE_BATCH ? -EINVAL : 0;
+  for (uint64_t i = 0; i < n && rc == 0; i++) {
+    uint64_t site = kjit_cb.poke_site[i], now = 0;
+    if (site % 16 || !kjit_cb.poke_alias[i]) {
+      rc = -EINVAL;
+      break;
+    }
     memcpy(&now, (const void *)site, KJIT_PATCH_BYTES);
-    if (now != expect) {
-      rc = -ESTALE;
-    } else {
+    if (now != kjit_cb.poke_old[i]) rc = -ESTALE;
+  }
+  if (rc == 0) {
+    for (uint64_t i = 0; i < n; i++) {
+      uint8_t *alias = (uint8_t *)kjit_cb.poke_alias[i];
+      uint64_t want = kjit_cb.poke_new[i];
       memcpy(alias + 1, (const uint8_t *)&want + 1, KJIT_PATCH_BYTES - 1);
       __atomic_store_n(&alias[0], (uint8_t)want, __ATOMIC_RELEASE);
-      serialize(); /* this core runs the new bytes from here on */
     }
+    serialize(); /* this core runs the new bytes from here on */
   }
   __atomic_store_n(&kjit_cb.poke_result[0], (uint64_t)rc, __ATOMIC_RELAXED);
   __atomic_store_n(&kjit_cb.poke_done[0], req, __ATOMIC_RELEASE);

@@ -18,6 +18,7 @@ const ERRNO: Record<number, string> = {
   8: 'the site is not a patchable function entry (compile the image with patchable entries)',
   22: 'the site is not 16-byte aligned',
   34: 'the target is out of rel32 range',
+  7: 'more entries than one poke request carries (KJIT_POKE_BATCH)',
   116: 'the entry does not point where the caller expected (another install raced this one)',
 };
 
@@ -28,6 +29,13 @@ export class RedirectError extends Error {
     this.name = 'RedirectError';
     this.errno = errno;
   }
+}
+
+/** One entry of a transition: from one target to another (null: the function's own code). */
+export interface EntryChange {
+  site: bigint;
+  to: bigint | null;
+  from: bigint | null;
 }
 
 export type EntryState = { kind: 'nop' } | { kind: 'jmp'; target: bigint } | { kind: 'other' };
@@ -70,29 +78,61 @@ export class Redirector {
   }
 
   /** Make calls to the function at `site` run `target` instead; `expect` is its current target (null: none). */
-  async redirect(site: bigint, target: bigint, expect: bigint | null): Promise<void> {
-    if (await this.byKernel(site, expect === null ? NOP : jmpBytes(site, expect), jmpBytes(site, target), 'redirecting')) return;
-    this.redirectByHost(site, target, expect);
+  redirect(site: bigint, target: bigint, expect: bigint | null): Promise<void> {
+    return this.apply([{ site, to: target, from: expect }]);
   }
 
   /** Let calls run the function's own code at `site` again. */
-  async restore(site: bigint, expect: bigint): Promise<void> {
-    if (await this.byKernel(site, jmpBytes(site, expect), NOP, 'restoring')) return;
-    this.restoreByHost(site, expect);
+  restore(site: bigint, expect: bigint): Promise<void> {
+    return this.apply([{ site, to: null, from: expect }]);
   }
 
   /**
-   * Post the poke for the kernel thread; true once it was carried out, false
-   * if the kernel is not running or did not reach a quiescent point in time
-   * (then the request is withdrawn: a stale one is refused by its old bytes).
+   * Rewrite a set of entries as one transition.  A running kernel's thread
+   * writes them all at one quiescent point (ir/runtime/patch.c); otherwise
+   * the host writes them one by one with the int3 protocol, and puts back
+   * the ones it wrote if a later one fails.
    */
-  private async byKernel(site: bigint, old: bigint, next: bigint, what: string): Promise<boolean> {
+  async apply(changes: readonly EntryChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    if (changes.length > this.instance.cb.array('poke_site').length) {
+      throw new RedirectError(`a transition of ${changes.length} entries`, 7 /* E2BIG */);
+    }
+    const bytes = changes.map((c) => ({
+      site: c.site,
+      old: c.from === null ? NOP : jmpBytes(c.site, c.from),
+      next: c.to === null ? NOP : jmpBytes(c.site, c.to),
+    }));
+    if (await this.byKernel(bytes)) return;
+    const done: EntryChange[] = [];
+    try {
+      for (const c of changes) {
+        this.byHost(c);
+        done.push(c);
+      }
+    } catch (e) {
+      for (const c of done.reverse()) this.byHost({ site: c.site, to: c.from, from: c.to });
+      throw e;
+    }
+  }
+
+  /**
+   * Post the pokes for the kernel thread; true once they were carried out,
+   * false if the kernel is not running or did not reach a quiescent point in
+   * time (then the request is withdrawn: a stale one is refused by its old
+   * bytes).
+   */
+  private async byKernel(pokes: readonly { site: bigint; old: bigint; next: bigint }[]): Promise<boolean> {
     const cb = this.instance.cb;
     if (cb.getNumber('state') !== KernelState.RUNNING) return false;
-    cb.set('poke_site', site);
-    cb.set('poke_alias', this.alias(site));
-    cb.set('poke_old', old);
-    cb.set('poke_new', next);
+    const [site, alias, old, next] = [cb.array('poke_site'), cb.array('poke_alias'), cb.array('poke_old'), cb.array('poke_new')];
+    pokes.forEach((p, i) => {
+      site[i] = p.site;
+      alias[i] = this.alias(p.site);
+      old[i] = p.old;
+      next[i] = p.next;
+    });
+    cb.set('poke_n', pokes.length);
     const request = cb.get('poke_request') + 1n;
     cb.set('poke_request', request); /* last: the kernel reads the fields once it sees this */
     this.instance.ringDoorbell();
@@ -101,7 +141,7 @@ export class Redirector {
     while (cb.get('poke_done') < request) {
       if (cb.getNumber('state') !== KernelState.RUNNING || performance.now() - t0 > this.kernelWaitMs) {
         /* withdraw: make the request's old bytes impossible to match */
-        cb.set('poke_old', 0xffffffffffn);
+        old[0] = 0xffffffffffn;
         if (cb.get('poke_done') >= request) break; /* it got there after all */
         return false;
       }
@@ -111,9 +151,14 @@ export class Redirector {
       if (++spins > 200) await new Promise((r) => setTimeout(r, spins > 400 ? 1 : 0));
     }
     const rc = Number(BigInt.asIntN(64, cb.get('poke_result')));
-    if (rc !== 0) throw new RedirectError(`${what} 0x${site.toString(16)}`, -rc);
-    this.counts.kernel++;
+    if (rc !== 0) throw new RedirectError(`rewriting ${pokes.map((p) => `0x${p.site.toString(16)}`).join(', ')}`, -rc);
+    this.counts.kernel += pokes.length;
     return true;
+  }
+
+  private byHost(c: EntryChange): void {
+    if (c.to === null) this.restoreByHost(c.site, c.from!);
+    else this.redirectByHost(c.site, c.to, c.from);
   }
 
   private redirectByHost(site: bigint, target: bigint, expect: bigint | null): void {
