@@ -10,17 +10,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KernelInstance } from '../dist/src/kernel/instance.js';
 import { execute, instanceOptions, prepareBoot, type PreparedBoot } from '../dist/src/kernel/run.js';
 import { Installer } from '../dist/src/rejit/installer.js';
-import { applyPatch, inlinersOf, revertPatch } from '../dist/src/rejit/patch.js';
+import { readU64 } from '../dist/src/native/libc.js';
+import { applyPatch, inlinersOf, patchSet, revertPatch } from '../dist/src/rejit/patch.js';
 
 let dir = '';
 let p: PreparedBoot;
-const program = (step: string) => `#include <stdint.h>
+const program = (step: string, scale = 'x * 3') => `#include <stdint.h>
 uint64_t bias;
 void init(void) { bias = 7; }
-/* small: boot inlines it into both callers */
+/* small: boot inlines them into both callers */
 uint64_t step(uint64_t x) { return ${step}; }
-__attribute__((noinline)) uint64_t odd(uint64_t i) { return step(i) * 3; }
-__attribute__((noinline)) uint64_t even(uint64_t i) { return step(i) * 5 + 1; }
+uint64_t scale(uint64_t x) { return ${scale}; }
+__attribute__((noinline)) uint64_t odd(uint64_t i) { return scale(step(i)); }
+__attribute__((noinline)) uint64_t even(uint64_t i) { return step(i) * 5 + scale(i); }
 __attribute__((noinline)) uint64_t entry(uint64_t i) { return (i & 1) ? odd(i) : even(i); }
 `;
 
@@ -35,11 +37,24 @@ function cc(name: string, source: string, ...flags: string[]): string {
 
 const image = () => ({ path: join(dir, 'prog.bc'), init: 'init', entry: 'entry' });
 const run = { rate: 0, concurrency: 1, seed: 1n, counting: false, ops: 20_000n };
+const hex = (v: bigint) => `0x${v.toString(16).padStart(16, '0')}`;
+
+/** The checksum of a build of the test program from other sources (the fix made in C). */
+async function checksumOf(name: string, ops = run.ops): Promise<string> {
+  const other = await prepareBoot({ image: { ...image(), path: join(dir, `${name}.bc`) }, mode: 'boot', nic: 'virtq', sysctls: [] });
+  try {
+    return (await execute(other, { ...run, ops })).checksum;
+  } finally {
+    other.dispose();
+  }
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kjit-patch-'));
   cc('prog', program('x + bias'));
   cc('fixed', program('x + bias * 2'));
+  cc('both', program('x + bias * 2', 'x * 3 + 1'));
+  cc('scaled', program('x + bias', 'x * 3 + 1'));
   p = await prepareBoot({ image: image(), mode: 'boot', nic: 'virtq', sysctls: [], patchable: true });
 });
 afterAll(() => p?.dispose());
@@ -62,6 +77,7 @@ async function patchedRun(file: string, fn = 'step') {
 describe('live patches', () => {
   it('finds the callers boot inlined the function into', () => {
     expect(inlinersOf(p, 'step').sort()).toEqual(['even', 'odd']);
+    expect(inlinersOf(p, 'scale').sort()).toEqual(['even', 'odd']);
   });
 
   it('takes effect through every caller, inlined ones included', async () => {
@@ -176,3 +192,104 @@ describe('a faulting patch', () => {
     expect(j.rejit.installs).toBe(0);
   });
 });
+
+describe('patch sets', () => {
+  const stepFix = () => {
+    const f = join(dir, 'set-step.ll');
+    writeFileSync(f, '@bias = external global i64\ndefine i64 @step(i64 %x) {\n  %b = load i64, ptr @bias\n  %b2 = shl i64 %b, 1\n  %r = add i64 %x, %b2\n  ret i64 %r\n}\n');
+    return { fn: 'step', file: f, atSeconds: 0 };
+  };
+  /* in C, with file-local state and a helper of its own */
+  const scaleFix = () => {
+    const f = join(dir, 'set-scale.c');
+    writeFileSync(f, '#include <stdint.h>\nstatic uint64_t calls;\nstatic uint64_t plus_one(uint64_t v) { return v + 1; }\nuint64_t scale(uint64_t x) { calls++; return plus_one(x * 3); }\n');
+    return { fn: 'scale', file: f, atSeconds: 0 };
+  };
+
+  it('applies two patches as one transition, and stacks them in a function both were inlined into', async () => {
+    /* a running kernel: the four entries change in one request, at one quiescent point */
+    {
+      const { opts } = instanceOptions(p, { ...run, ops: 0n });
+      const instance = KernelInstance.load(p.compiled.objects, opts);
+      const installer = new Installer(instance, p);
+      try {
+        instance.start();
+        while (instance.cb.get('ops_done') < 100n) await new Promise((r) => setTimeout(r, 1));
+        const requests = instance.cb.get('poke_request');
+        const [a, b] = await patchSet(p, installer).apply([stepFix(), scaleFix()]);
+        /* odd and even carry both patches */
+        expect(a!.versions.map((v) => v.fn).sort()).toEqual(['even', 'odd', 'step']);
+        expect(b!.versions.map((v) => v.fn).sort()).toEqual(['even', 'odd', 'scale']);
+        expect(installer.summary().installs).toBe(4);
+        expect(instance.cb.get('poke_request') - requests).toBe(1n);
+        expect(instance.cb.get('poke_done')).toBe(instance.cb.get('poke_request'));
+        expect(b!.state).toEqual(['scale.kjit.state.calls']);
+        const calls = instance.jit.lookup('scale.kjit.state.calls');
+        const t0 = readU64(calls);
+        while (readU64(calls) === t0) await new Promise((r) => setTimeout(r, 1));
+        instance.requestStop();
+        await instance.join();
+        instance.checkHealthy('with two patches');
+      } finally {
+        await instance.dispose();
+      }
+    }
+    /* the same set before the first operation: the results of the program with both fixes in C */
+    const { opts } = instanceOptions(p, run);
+    const instance = KernelInstance.load(p.compiled.objects, opts);
+    const installer = new Installer(instance, p);
+    try {
+      await patchSet(p, installer).apply([stepFix(), scaleFix()]);
+      instance.start();
+      await instance.join();
+      instance.checkHealthy('with two patches');
+      expect(hex(instance.cb.get('checksum'))).toBe(await checksumOf('both'));
+      /* the patch's state counted every call that went through the patched code */
+      expect(readU64(instance.jit.lookup('scale.kjit.state.calls'))).toBe(20_000n);
+    } finally {
+      await instance.dispose();
+    }
+  });
+
+  it('applies patches one after another; reverting one rebuilds the callers with the other alone, keeping its state', async () => {
+    const { opts } = instanceOptions(p, run);
+    const instance = KernelInstance.load(p.compiled.objects, opts);
+    const installer = new Installer(instance, p);
+    try {
+      const set = patchSet(p, installer);
+      const [b] = await set.apply([scaleFix()]);
+      const [a] = await set.apply([stepFix()]);
+      /* applying step's patch rebuilt odd and even with scale's patch still in them */
+      expect(a!.versions.map((v) => v.fn).sort()).toEqual(['even', 'odd', 'step']);
+      await set.revert([a!]);
+      expect(installer.entryTarget('step')).toBeNull();
+      for (const fn of ['odd', 'even', 'scale']) expect(installer.liveVersion(fn)?.kind).toBe('patched');
+      expect(set.patches()).toEqual([b]);
+      instance.start();
+      await instance.join();
+      instance.checkHealthy('after reverting one of two patches');
+      expect(hex(instance.cb.get('checksum'))).toBe(await checksumOf('scaled'));
+      /* one state, linked by every version: all calls were counted in it */
+      expect(readU64(instance.jit.lookup('scale.kjit.state.calls'))).toBe(20_000n);
+    } finally {
+      await instance.dispose();
+    }
+  });
+
+  it('refuses a second patch of a patched function, changing nothing', async () => {
+    const { opts } = instanceOptions(p, run);
+    const instance = KernelInstance.load(p.compiled.objects, opts);
+    const installer = new Installer(instance, p);
+    try {
+      const set = patchSet(p, installer);
+      await set.apply([stepFix()]);
+      const before = installer.summary().installs;
+      await expect(set.apply([scaleFix(), stepFix()])).rejects.toThrow(/step is already patched/);
+      expect(installer.summary().installs).toBe(before);
+      expect(installer.entryTarget('scale')).toBeNull();
+    } finally {
+      await instance.dispose();
+    }
+  });
+});
+

@@ -20,9 +20,9 @@
 import type { PreparedBoot } from '../kernel/run.js';
 import type { KernelInstance } from '../kernel/instance.js';
 import { KernelState } from '../native/control-block.js';
-import { objectSymbols } from '../native/llvm.js';
+import { objectSymbols, type ResourceTracker } from '../native/llvm.js';
 import { CodeRegion } from '../native/codemem.js';
-import { Redirector } from './redirect.js';
+import { type EntryChange, Redirector } from './redirect.js';
 import { buildUnit } from './unit.js';
 import { CodeMap, type CodeVersion, type VersionKind } from './versions.js';
 
@@ -77,7 +77,7 @@ export class Installer {
   }
 
   /** Phases build and link: a version ready to go live. */
-  compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean; source?: Uint8Array; defineGlobals?: ReadonlySet<string> } = {}): CodeVersion {
+  compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean; source?: Uint8Array } = {}): CodeVersion {
     const id = this.nextId++;
     let phase: InstallPhase = 'build';
     try {
@@ -87,7 +87,6 @@ export class Installer {
         id,
         ...(opts.countEntries ? { countEntries: true } : {}),
         ...(opts.source ? { source: opts.source } : {}),
-        ...(opts.defineGlobals ? { defineGlobals: opts.defineGlobals } : {}),
       });
       phase = 'link';
       const jit = this.instance.jit;
@@ -133,40 +132,82 @@ export class Installer {
 
   /** Phase redirect: `version` becomes what calls to its function run. Resolves with the time it took in ms. */
   activate(version: CodeVersion): Promise<number> {
-    return this.exclusive(() => this.activateNow(version));
+    return this.commit([version]);
   }
 
   /** The function's own (boot) code runs again; the live version is retired. */
-  revert(fn: string): Promise<void> {
-    return this.exclusive(() => this.revertNow(fn));
+  async revert(fn: string): Promise<void> {
+    await this.commit([], [fn]);
   }
 
-  private async activateNow(version: CodeVersion): Promise<number> {
-    if (version.state !== 'compiled' && version.state !== 'retired') {
-      throw new Error(`version ${version.id} of ${version.fn} is ${version.state}, not installable`);
-    }
+  /**
+   * One transition: every version in `activate` becomes live and every
+   * function in `revert` runs its own code again, all at the same moment
+   * for the kernel (src/rejit/redirect.ts); the versions they replace are
+   * retired.  Nothing changes if any entry cannot be rewritten.  Resolves
+   * with the time it took in ms.
+   */
+  commit(activate: readonly CodeVersion[], revert: readonly string[] = []): Promise<number> {
+    return this.exclusive(() => this.commitNow(activate, revert));
+  }
+
+  private async commitNow(activate: readonly CodeVersion[], revert: readonly string[]): Promise<number> {
     const t0 = performance.now();
-    const current = this.liveVersion(version.fn);
+    const fns = [...activate.map((v) => v.fn), ...revert];
+    const twice = fns.find((fn, i) => fns.indexOf(fn) !== i);
+    if (twice) throw new Error(`a transition names ${twice} twice`);
+    for (const v of activate) {
+      if (v.state !== 'compiled' && v.state !== 'retired') throw new Error(`version ${v.id} of ${v.fn} is ${v.state}, not installable`);
+    }
+    const changes: EntryChange[] = [];
+    const replaced: CodeVersion[] = [];
+    for (const v of activate) {
+      const current = this.liveVersion(v.fn);
+      changes.push({ site: this.entryOf(v.fn), to: v.address, from: current ? current.address : null });
+      if (current) replaced.push(current);
+    }
+    const reverted = revert.map((fn) => this.liveVersion(fn)).filter((v): v is CodeVersion => v !== null);
+    for (const v of reverted) changes.push({ site: this.entryOf(v.fn), to: null, from: v.address });
     try {
-      await this.redirector.redirect(this.entryOf(version.fn), version.address, current ? current.address : null);
+      await this.redirector.apply(changes);
     } catch (e) {
       this.stats.failures++;
-      throw new InstallError(version.fn, 'redirect', e);
+      throw new InstallError(fns.join(', '), 'redirect', e);
     }
-    if (current) current.state = 'retired';
-    version.state = 'live';
-    this.stats.installs++;
+    for (const v of [...replaced, ...reverted]) v.state = 'retired';
     const ms = performance.now() - t0;
-    version.times.liveMs = ms;
+    for (const v of activate) {
+      v.state = 'live';
+      v.times.liveMs = ms;
+    }
+    this.stats.installs += activate.length;
+    this.stats.reverts += reverted.length;
     return ms;
   }
 
-  private async revertNow(fn: string): Promise<void> {
-    const current = this.liveVersion(fn);
-    if (!current) return;
-    await this.redirector.restore(this.entryOf(fn), current.address);
-    current.state = 'retired';
-    this.stats.reverts++;
+  /**
+   * Link a data object (a patch's state unit) under a tracker of its own and
+   * materialize it, so its symbols resolve for the versions linked after it.
+   * The caller frees it (tracker.remove) once no version that uses it can run.
+   */
+  linkData(object: Uint8Array, symbols: readonly string[]): ResourceTracker {
+    const jit = this.instance.jit;
+    const tracker = jit.createResourceTracker();
+    try {
+      jit.addObject(object, tracker);
+      for (const name of symbols) jit.lookup(name);
+      return tracker;
+    } catch (e) {
+      tracker.remove();
+      tracker.dispose();
+      throw e;
+    }
+  }
+
+  /** Free a compiled version that never went live (a transition that was abandoned). */
+  discard(version: CodeVersion): void {
+    if (version.state !== 'compiled') throw new Error(`version ${version.id} of ${version.fn} is ${version.state}; only a compiled one can be discarded`);
+    this.free(version);
   }
 
   /** Where the function's entry points now. */
@@ -187,6 +228,14 @@ export class Installer {
     v.tracker = null;
     v.state = 'freed';
     v.times.freedMs = performance.now();
+    for (const hook of this.freeHooks) hook();
+  }
+
+  private readonly freeHooks: (() => void)[] = [];
+
+  /** Run `hook` after versions are freed (data they used may go then too). */
+  onFreed(hook: () => void): void {
+    this.freeHooks.push(hook);
   }
 
   private kernelRunning(): boolean {

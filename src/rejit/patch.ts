@@ -1,23 +1,29 @@
 /**
- * @fileoverview Live patches: replacing one function of a running kernel
- * with user-supplied IR.  The patch is checked first (it parses, verifies,
- * defines the function with the same type, redefines nothing else of the
- * image), then the pristine IR with the function's body swapped for the
- * patch's is the source of every version the patch needs: the function
- * itself, and every function whose live code contains its old body because
- * boot inlined it there (found from the call graph of the pristine IR and
- * the calls left in the boot code, transitively).  All versions are compiled
- * before any goes live; then they are redirected one after another, and if
- * one fails the ones already live are reverted: the patch applies as a
- * whole or not at all.  New globals a patch defines (shadow state, as Linux
- * livepatch's shadow variables) are added with it and live as long as it.
- */
+ * @fileoverview Live patches: replacing functions of a running kernel with
+ * user-supplied IR (.ll, .bc, or C compiled with clang-19).  A patch is
+ * checked first (it parses, verifies, defines the function with the same
+ * type, redefines nothing else of the image).  Every version a patch needs
+ * is built from the pristine IR with the bodies of all live patches swapped
+ * in: the function itself, and every function whose live code contains its
+ * old body because boot inlined it there (found from the call graph of the
+ * pristine IR and the calls left in the boot code, transitively).  All
+ * versions are compiled before any goes live, then go live as one
+ * transition (src/rejit/installer.ts): the kernel thread rewrites every
+ * entry at one quiescent point, so a patch, or a set of patches, applies
+ * whole or not at all.  Mutable globals a patch brings (new state kept
+ * beside live structures, as Linux livepatch's shadow variables) go in a
+ * state unit of their own that lives exactly as long as the patch; per-
+ * object shadow variables are in the runtime (ir/runtime/kjit_shadow.h). */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-import { firstLine, KjitError } from '../errors.js';
+import { ExitCode, firstLine, KjitError } from '../errors.js';
+import { IR_SRC } from '../paths.js';
 import type { PreparedBoot } from '../kernel/run.js';
-import { Linkage, LLVMError, Module, type Value } from '../native/llvm.js';
+import { Linkage, LLVMError, Module, type ResourceTracker, type Value } from '../native/llvm.js';
 import type { Installer } from './installer.js';
+import { buildStateUnit } from './unit.js';
 import type { CodeVersion } from './versions.js';
 
 export interface PatchSpec {
@@ -34,17 +40,32 @@ export function parsePatchSpec(text: string): PatchSpec {
   return { fn: m[1]!, file: m[2]!, atSeconds: m[3] ? Number(m[3]) : 0 };
 }
 
+/**
+ * A patch written in C, compiled the way the image's own sources are (IR
+ * before optimization: boot's pipeline optimizes it with the rest), with the
+ * runtime's headers on the include path (kjit_shadow.h).
+ */
+export function compileCPatch(file: string): Uint8Array {
+  const args = ['-O2', '-Xclang', '-disable-llvm-passes', '-emit-llvm', '-c', '-o', '-', '-I', join(IR_SRC, 'runtime'), file];
+  const r = spawnSync('clang-19', args, { maxBuffer: 64 << 20 });
+  if (r.error) throw new KjitError(`cannot run clang-19 to compile patch ${file}: ${r.error.message}`, 'install LLVM 19 with `npm run setup`', ExitCode.FAILURE);
+  if (r.status !== 0) {
+    const why = r.stderr.toString('utf8').split('\n').find((l) => /error/.test(l)) ?? r.stderr.toString('utf8');
+    throw new KjitError(`patch ${file} does not compile: ${why.trim()}`, 'fix the C source (clang-19 -c shows every error)');
+  }
+  return new Uint8Array(r.stdout);
+}
+
 function loadPatchModule(p: PreparedBoot, spec: PatchSpec): Module {
-  if (!existsSync(spec.file)) throw new KjitError(`patch ${spec.file} does not exist`, 'pass the path of a .ll or .bc file');
+  if (!existsSync(spec.file)) throw new KjitError(`patch ${spec.file} does not exist`, 'pass the path of a .ll, .bc or .c file');
   const ctx = p.image.pristine.context;
-  let m: Module;
   try {
-    m = Module.parseIR(ctx, readFileSync(spec.file), spec.file);
+    if (spec.file.endsWith('.c')) return Module.parseBitcode(ctx, compileCPatch(spec.file), spec.file);
+    return Module.parseIR(ctx, readFileSync(spec.file), spec.file);
   } catch (e) {
     if (!(e instanceof LLVMError)) throw e;
     throw new KjitError(`patch ${spec.file} is not valid LLVM IR: ${firstLine(e.llvmMessage)}`, 'fix the patch (clang-19 -emit-llvm -S makes valid IR)');
   }
-  return m;
 }
 
 /** Check a patch against the image; the caller owns the returned module. */
@@ -88,14 +109,44 @@ export function checkPatch(p: PreparedBoot, spec: PatchSpec): Module {
   }
 }
 
-/** The pristine IR with `fn`'s body replaced by the patch's (consumes `patch`). */
-function patchedSource(p: PreparedBoot, fn: string, patch: Module): Module {
+/** A checked patch: its IR as bitcode, its mutable globals renamed to stable names. */
+interface CheckedPatch {
+  spec: PatchSpec;
+  bitcode: Uint8Array;
+  /** The patch's own mutable globals: its state unit defines them. */
+  state: string[];
+}
+
+function preparePatch(p: PreparedBoot, spec: PatchSpec): CheckedPatch {
+  const m = checkPatch(p, spec);
+  try {
+    const state: string[] = [];
+    for (const g of m.globals()) {
+      if (g.isDeclaration() || g.isConstantGlobal || g.name.startsWith('llvm.')) continue;
+      /* a file-local variable gets a name no other patch or rebuild can take */
+      if (g.linkage === Linkage.Internal || g.linkage === Linkage.Private) {
+        g.name = `${spec.fn}.kjit.state.${g.name}`;
+        g.linkage = Linkage.External;
+      }
+      state.push(g.name);
+    }
+    return { spec, bitcode: m.toBitcode(), state };
+  } finally {
+    m.dispose();
+  }
+}
+
+/** The pristine IR with each patched function's body replaced by its patch's. */
+function patchedSource(p: PreparedBoot, patches: readonly CheckedPatch[]): Uint8Array {
   const m = p.image.pristine.clone();
-  const target = m.getFunction(fn)!;
-  target.linkage = Linkage.AvailableExternally;
-  m.runPasses('elim-avail-extern', null); /* fn becomes a declaration; nothing else is available_externally */
-  m.link(patch);
-  return m;
+  try {
+    for (const c of patches) m.getFunction(c.spec.fn)!.linkage = Linkage.AvailableExternally;
+    m.runPasses('elim-avail-extern', null); /* each becomes a declaration; nothing else is available_externally */
+    for (const c of patches) m.link(Module.parseBitcode(m.context, c.bitcode, c.spec.file));
+    return m.toBitcode();
+  } finally {
+    m.dispose();
+  }
 }
 
 function calls(fn: Value, callee: string): boolean {
@@ -139,45 +190,167 @@ export function inlinersOf(p: PreparedBoot, fn: string): string[] {
 
 export interface AppliedPatch {
   spec: PatchSpec;
+  /** The versions its transition made live (the function and every function it was inlined into). */
   versions: CodeVersion[];
   inliners: string[];
+  /** Names of the state it brought (defined in its state unit). */
+  state: string[];
   ms: { compile: number; apply: number };
+}
+
+interface LivePatch {
+  applied: AppliedPatch;
+  checked: CheckedPatch;
+  stateTracker: ResourceTracker | null;
+  /** Every version whose code contains this patch's (its own and rebuilds for other patches). */
+  users: Set<CodeVersion>;
+  reverted: boolean;
+}
+
+/**
+ * The live patches of one kernel instance.  Versions are always built from
+ * the pristine IR with the bodies of *every* live patch in it, so a function
+ * two patches were inlined into carries both; applying or reverting rebuilds
+ * exactly the functions the change touches, and goes live as one transition.
+ * A patch's state unit is freed once it is reverted and every version that
+ * used it has been freed after its grace period.
+ */
+export class PatchSet {
+  private readonly live: LivePatch[] = [];
+  private readonly retiring: LivePatch[] = [];
+
+  constructor(
+    private readonly p: PreparedBoot,
+    private readonly installer: Installer,
+  ) {
+    installer.onFreed(() => this.releaseState());
+  }
+
+  patches(): AppliedPatch[] {
+    return this.live.map((l) => l.applied);
+  }
+
+  /** Functions whose code contains the patch of `fn`. */
+  private static touches(l: LivePatch, fn: string): boolean {
+    return l.checked.spec.fn === fn || l.applied.inliners.includes(fn);
+  }
+
+  private compileFrom(patches: readonly LivePatch[], fns: readonly string[]): CodeVersion[] {
+    const source = patchedSource(this.p, patches.map((l) => l.checked));
+    const versions: CodeVersion[] = [];
+    try {
+      for (const fn of fns) {
+        const v = this.installer.compile(fn, 'patched', { source });
+        versions.push(v);
+        for (const l of patches) if (PatchSet.touches(l, fn)) l.users.add(v);
+      }
+      return versions;
+    } catch (e) {
+      for (const v of versions) this.installer.discard(v);
+      throw e;
+    }
+  }
+
+  /** Check, compile and apply patches as one transition: all go live together, or none. */
+  async apply(specs: readonly PatchSpec[]): Promise<AppliedPatch[]> {
+    const t0 = performance.now();
+    const fresh: LivePatch[] = specs.map((spec) => {
+      const checked = preparePatch(this.p, spec);
+      const applied: AppliedPatch = { spec, versions: [], inliners: inlinersOf(this.p, spec.fn), state: checked.state, ms: { compile: 0, apply: 0 } };
+      return { applied, checked, stateTracker: null, users: new Set(), reverted: false };
+    });
+    const patched = new Map(this.live.map((l) => [l.checked.spec.fn, l.checked.spec.file]));
+    const state = new Set(this.live.flatMap((l) => l.checked.state));
+    for (const f of fresh) {
+      const fn = f.checked.spec.fn;
+      if (patched.has(fn)) throw new KjitError(`${fn} is already patched (by ${patched.get(fn)})`, `revert that patch first, or put both changes in one patch`);
+      patched.set(fn, f.checked.spec.file);
+      const clash = f.checked.state.find((n) => state.has(n));
+      if (clash) throw new KjitError(`patch ${f.checked.spec.file} defines ${clash}, which another live patch defines`, 'give new state a new name');
+      for (const n of f.checked.state) state.add(n);
+    }
+    const all = [...this.live, ...fresh];
+    const touched = [...new Set(fresh.flatMap((f) => [f.checked.spec.fn, ...f.applied.inliners]))];
+    let versions: CodeVersion[] = [];
+    try {
+      for (const f of fresh) {
+        if (f.checked.state.length) f.stateTracker = this.installer.linkData(buildStateUnit(this.p, f.checked.bitcode, f.checked.state), f.checked.state);
+      }
+      versions = this.compileFrom(all, touched);
+      const t1 = performance.now();
+      await this.installer.commit(versions);
+      for (const f of fresh) {
+        f.applied.versions = versions.filter((v) => PatchSet.touches(f, v.fn));
+        f.applied.ms = { compile: t1 - t0, apply: performance.now() - t1 };
+      }
+    } catch (e) {
+      for (const v of versions) if (v.state === 'compiled') this.installer.discard(v);
+      for (const f of fresh) freeTracker(f.stateTracker);
+      for (const l of this.live) for (const v of versions) l.users.delete(v);
+      throw e;
+    }
+    this.live.push(...fresh);
+    return fresh.map((f) => f.applied);
+  }
+
+  /**
+   * Undo patches as one transition: each function they touched runs its
+   * own code again, or a rebuild carrying the patches that stay.
+   */
+  async revert(applied: readonly AppliedPatch[]): Promise<void> {
+    const gone = this.live.filter((l) => applied.includes(l.applied));
+    if (gone.length === 0) return;
+    const remaining = this.live.filter((l) => !gone.includes(l));
+    const touched = [...new Set(gone.flatMap((l) => [l.checked.spec.fn, ...l.applied.inliners]))];
+    const rebuild = touched.filter((fn) => remaining.some((l) => PatchSet.touches(l, fn)));
+    const restore = touched.filter((fn) => !rebuild.includes(fn));
+    const versions = rebuild.length ? this.compileFrom(remaining, rebuild) : [];
+    try {
+      await this.installer.commit(versions, restore);
+    } catch (e) {
+      for (const v of versions) this.installer.discard(v);
+      throw e;
+    }
+    for (const l of gone) {
+      l.reverted = true;
+      this.live.splice(this.live.indexOf(l), 1);
+      this.retiring.push(l);
+    }
+    this.releaseState();
+  }
+
+  /** State units of reverted patches whose every user version is freed. */
+  private releaseState(): void {
+    for (const l of [...this.retiring]) {
+      if ([...l.users].some((v) => v.state !== 'freed')) continue;
+      freeTracker(l.stateTracker);
+      l.stateTracker = null;
+      this.retiring.splice(this.retiring.indexOf(l), 1);
+    }
+  }
+}
+
+function freeTracker(t: ResourceTracker | null): void {
+  if (!t) return;
+  t.remove();
+  t.dispose();
+}
+
+const sets = new WeakMap<Installer, PatchSet>();
+
+/** The patch set of an installer's kernel instance. */
+export function patchSet(p: PreparedBoot, installer: Installer): PatchSet {
+  let set = sets.get(installer);
+  if (!set) sets.set(installer, (set = new PatchSet(p, installer)));
+  return set;
 }
 
 /** Check, compile and apply a patch as one transition. */
 export async function applyPatch(p: PreparedBoot, installer: Installer, spec: PatchSpec): Promise<AppliedPatch> {
-  const t0 = performance.now();
-  const patch = checkPatch(p, spec);
-  /* the patch's own new state is defined once, in the version of the function itself */
-  const state = new Set([...patch.globals()].filter((g) => !g.isDeclaration()).map((g) => g.name));
-  const patched = patchedSource(p, spec.fn, patch);
-  const versions: CodeVersion[] = [];
-  let inliners: string[];
-  try {
-    const source = patched.toBitcode();
-    inliners = inlinersOf(p, spec.fn);
-    versions.push(installer.compile(spec.fn, 'patched', { source, defineGlobals: state }));
-    for (const fn of inliners) versions.push(installer.compile(fn, 'patched', { source }));
-  } finally {
-    patched.dispose();
-  }
-  const t1 = performance.now();
-  const done: CodeVersion[] = [];
-  try {
-    for (const v of versions) {
-      await installer.activate(v);
-      done.push(v);
-    }
-  } catch (e) {
-    for (const v of done.reverse()) await installer.revert(v.fn);
-    throw e;
-  }
-  return { spec, versions, inliners, ms: { compile: t1 - t0, apply: performance.now() - t1 } };
+  return (await patchSet(p, installer).apply([spec]))[0]!;
 }
 
 /** Undo a patch: every function it redirected runs its previous code again. */
 export async function revertPatch(installer: Installer, applied: AppliedPatch): Promise<void> {
-  for (const v of [...applied.versions].reverse()) {
-    if (installer.liveVersion(v.fn) === v) await installer.revert(v.fn);
-  }
+  await sets.get(installer)?.revert([applied]);
 }

@@ -22,10 +22,14 @@ export interface UnitRequest {
   countEntries?: boolean;
   /** Callee depth whose bodies the optimizer may inline. */
   inlineDepth?: number;
-  /** Bitcode to build from (default: the image's pristine IR); a live patch passes the patched IR. */
+  /**
+   * Bitcode to build from (default: the image's pristine IR); a live patch
+   * passes the pristine IR with patched bodies.  What the image does not
+   * have (a patch's helpers and constants) is copied into the version as
+   * local code and data; a patch's mutable state lives in its state unit
+   * (buildStateUnit) and is linked to, never defined here.
+   */
   source?: Uint8Array;
-  /** Globals this version defines (a patch's new state); all others link to the live image. */
-  defineGlobals?: ReadonlySet<string>;
 }
 
 export interface BuiltUnit {
@@ -84,13 +88,22 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
       throw new KjitError(`the image defines no function '${req.fn}' (or boot removed it)`, 'name a function of the running kernel');
     }
     const inlines = calleesWithin(m, fn, req.inlineDepth ?? 2);
+    /* Code and constants the image does not have come from a patch: each
+     * version gets its own local copy (two versions may not both define a
+     * symbol).  Everything else links to the live image. */
+    const pristine = p.image.pristine;
+    const local = (v: Value, isFunction: boolean) =>
+      !v.isDeclaration() && !(isFunction ? pristine.getFunction(v.name) : pristine.getGlobal(v.name));
     /* 1. everything but the function and its callees becomes a declaration */
     for (const f of m.functions()) {
-      if (!f.isDeclaration() && f.name !== req.fn && !inlines.has(f.name)) f.linkage = Linkage.AvailableExternally;
+      if (f.isDeclaration() || f.name === req.fn) continue;
+      if (local(f, true)) f.linkage = Linkage.Internal;
+      else if (!inlines.has(f.name)) f.linkage = Linkage.AvailableExternally;
     }
     for (const g of m.globals()) {
       if (g.name.startsWith('llvm.')) g.erase();
-      else if (!g.isDeclaration() && !g.isConstantGlobal && !req.defineGlobals?.has(g.name)) g.linkage = Linkage.AvailableExternally;
+      else if (g.isConstantGlobal && local(g, false)) g.linkage = Linkage.Internal;
+      else if (!g.isDeclaration() && !g.isConstantGlobal) g.linkage = Linkage.AvailableExternally;
     }
     m.runPasses('elim-avail-extern', null);
     /* 2. the callees' bodies and constant data (operations tables: calls
@@ -98,10 +111,10 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
      * optimizer, never emitted: the live copies stay in use */
     for (const name of inlines) {
       const f = m.getFunction(name);
-      if (f && !f.isDeclaration()) f.linkage = Linkage.AvailableExternally;
+      if (f && !f.isDeclaration() && !local(f, true)) f.linkage = Linkage.AvailableExternally;
     }
     for (const g of m.globals()) {
-      if (!g.isDeclaration() && g.isConstantGlobal && !req.defineGlobals?.has(g.name)) g.linkage = Linkage.AvailableExternally;
+      if (!g.isDeclaration() && g.isConstantGlobal && g.linkage !== Linkage.Internal) g.linkage = Linkage.AvailableExternally;
     }
     /* 3. the version itself, under its own symbol */
     const symbol = versionSymbol(req.fn, req.id);
@@ -131,3 +144,34 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
     ctx.dispose();
   }
 }
+
+/**
+ * A patch's state unit: the mutable globals a patch brings (its "shadow"
+ * state: counters, new fields kept beside live structures), defined once in
+ * an object of their own, so every version built from the patch, and every
+ * later rebuild of them, links to the same storage, which lives exactly as
+ * long as the patch.  `patch` is the patch's own bitcode; `names` its state.
+ */
+export function buildStateUnit(p: PreparedBoot, patch: Uint8Array, names: readonly string[]): Uint8Array {
+  const ctx = Context.create();
+  const m = Module.parseBitcode(ctx, patch, 'patch.state');
+  try {
+    const keep = new Set(names);
+    for (const f of m.functions()) if (!f.isDeclaration()) f.linkage = Linkage.AvailableExternally;
+    for (const g of m.globals()) {
+      if (keep.has(g.name)) {
+        g.linkage = Linkage.External;
+        g.visibility = Visibility.Hidden;
+      } else if (!g.isDeclaration()) {
+        g.linkage = g.isConstantGlobal ? Linkage.Internal : Linkage.AvailableExternally;
+      }
+    }
+    m.runPasses('elim-avail-extern,globaldce', null);
+    using tm = makeTargetMachine(p.compiled.target);
+    return tm.emitObject(m);
+  } finally {
+    m.dispose();
+    ctx.dispose();
+  }
+}
+
