@@ -293,3 +293,50 @@ describe('patch sets', () => {
   });
 });
 
+describe('shadow variables', () => {
+  it('keep per-object state beside live objects, and go with the patch', async () => {
+    /* scale with the same results, counting calls per "object" (16 of them) in a shadow variable */
+    const file = join(dir, 'shadow-scale.c');
+    writeFileSync(
+      file,
+      `#include <stdint.h>
+#include "kjit_shadow.h"
+static char seen_key;
+struct seen { uint64_t calls; };
+uint64_t scale(uint64_t x) {
+  struct seen *s = kjit_shadow_get_or_alloc((void *)(uintptr_t)(x / 2 % 16 + 1), KJIT_SHADOW_ID(&seen_key), sizeof *s);
+  if (s) s->calls++;
+  return x * 3;
+}
+`,
+    );
+    const { opts } = instanceOptions(p, run);
+    const instance = KernelInstance.load(p.compiled.objects, opts);
+    const installer = new Installer(instance, p);
+    try {
+      const set = patchSet(p, installer);
+      const [applied] = await set.apply([{ fn: 'scale', file, atSeconds: 0 }]);
+      instance.start();
+      await instance.join();
+      instance.checkHealthy('with a shadow-variable patch');
+      expect(hex(instance.cb.get('checksum'))).toBe((await execute(p, run)).checksum);
+      expect(instance.cb.get('shadow_live')).toBe(16n);
+      expect(instance.cb.get('shadow_full')).toBe(0n);
+      const key = instance.jit.lookup('scale.kjit.state.seen_key');
+      let calls = 0n;
+      for (let obj = 1n; obj <= 16n; obj++) {
+        const at = instance.jit.call('kjit_shadow_get', 'uint64_t (uint64_t, uint64_t)', obj, key) as bigint;
+        expect(at).not.toBe(0n);
+        calls += readU64(BigInt(at));
+      }
+      expect(calls).toBe(20_000n); /* every operation calls scale once */
+      await set.revert([applied!]);
+      await installer.freeRetired();
+      await set.releaseState();
+      expect(instance.cb.get('shadow_live')).toBe(0n);
+    } finally {
+      await instance.dispose();
+    }
+  });
+});
+

@@ -1,10 +1,10 @@
 /*
  * A live patch for the reference kernel's csum_fold (ir/kernel/lib/checksum.c):
- * the same results, plus new state the patch brings with it (a call count, as
- * Linux livepatch's shadow variables).  Boot inlines csum_fold into many
- * callers, so applying it re-JITs each of them too.
- *   clang-19 -O2 -Xclang -disable-llvm-passes -emit-llvm -S csum_fold_counted.c
- *   npx kjit run --patch csum_fold=csum_fold_counted.ll@0.5
+ * the same results, plus new state the patch brings with it (a call count, in
+ * the patch's state unit; per-object state goes in shadow variables,
+ * ir/runtime/kjit_shadow.h).  Boot inlines csum_fold into many callers, so
+ * applying it re-JITs each of them too.
+ *   npx kjit run --patch csum_fold=examples/patches/csum_fold_counted.c@0.5
  */
 #include <stdint.h>
 

@@ -95,6 +95,12 @@ enum kjit_state {
   X(poke_alias, KJIT_POKE_BATCH, "host -> kernel: the same byte in the writable alias") \
   X(poke_old, KJIT_POKE_BATCH, "host -> kernel: the 5 bytes expected there now (little-endian)") \
   X(poke_new, KJIT_POKE_BATCH, "host -> kernel: the 5 bytes to write")              \
+  X(shadow_live, 1, "shadow variables allocated (kjit_shadow.h)")                     \
+  X(shadow_full, 1, "shadow allocations refused: table full or too large")          \
+  X(shadow_free_request, 1, "host -> kernel: bumped after writing shadow_free_lo/hi: free those ids") \
+  X(shadow_free_done, 1, "kernel -> host: the last shadow free request carried out") \
+  X(shadow_free_lo, 1, "host -> kernel: first id to free")                           \
+  X(shadow_free_hi, 1, "host -> kernel: end of the ids to free")                     \
   X(patch_traps, 1, "threads that reached a code site while it was being rewritten (emulated)") \
   X(fault_count, 1, "synchronous faults taken in kernel code")                       \
   X(fault_signo, 1, "signal of the last fault")                                      \

@@ -143,4 +143,11 @@ void kjit_task_stack(uint32_t task, const uint64_t *saved_rsp, uint64_t lo, uint
 void kjit_grace_poll(void);
 extern uint64_t kjit_main_frame_top;
 
+/* ---- shadow variables (shadow.c, kjit_shadow.h) ------------------------------ */
+
+/* At a quiescent point: free the ids the host asked to (runtime-internal). */
+void kjit_shadow_poll(void);
+/* Free every id in [lo, hi) (the host, while the kernel thread is not running). */
+void kjit_shadow_free_range(uint64_t lo, uint64_t hi);
+
 #endif

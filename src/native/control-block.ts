@@ -17,6 +17,7 @@ export const CB_FIELDS = [
   'lat_sum_ns', 'lat_max_ns', 'lat_hist', 'count_indirect_calls', 'count_sysctl_loads',
   'grace_request', 'grace_done', 'grace_checks', 'grace_busy', 'grace_n', 'grace_lo', 'grace_hi', 'patch_traps',
   'poke_request', 'poke_done', 'poke_result', 'poke_n', 'poke_site', 'poke_alias', 'poke_old', 'poke_new',
+  'shadow_live', 'shadow_full', 'shadow_free_request', 'shadow_free_done', 'shadow_free_lo', 'shadow_free_hi',
   'fault_count', 'fault_signo', 'fault_code', 'fault_addr', 'fault_pc', 'msg', 'ntasks', 'qs',
   'hw_cpu_features', 'hw_ndevices', 'hw_devices', 'arena_bytes', 'log_head', 'log',
 ] as const;

@@ -68,6 +68,11 @@ export class Installer {
     return this.instance.jit.lookup(fn);
   }
 
+  /** A symbol of the running image (or of code and data added to it). */
+  addressOf(symbol: string): bigint {
+    return this.instance.jit.lookup(symbol);
+  }
+
   versionsOf(fn: string): readonly CodeVersion[] {
     return this.byFunction.get(fn) ?? [];
   }
@@ -201,6 +206,28 @@ export class Installer {
       tracker.remove();
       tracker.dispose();
       throw e;
+    }
+  }
+
+  /**
+   * Free the shadow variables (ir/runtime/kjit_shadow.h) whose ids are in
+   * [lo, hi): the kernel thread does it at its next quiescent point, or the
+   * host directly when that thread is not running.
+   */
+  async freeShadow(lo: bigint, hi: bigint, timeoutMs = 1000): Promise<void> {
+    const cb = this.instance.cb;
+    if (!this.kernelRunning()) {
+      if (cb.getNumber('state') !== KernelState.BOOTING) this.instance.jit.call('kjit_shadow_free_range', 'void (uint64_t, uint64_t)', lo, hi);
+      return;
+    }
+    cb.set('shadow_free_lo', lo);
+    cb.set('shadow_free_hi', hi);
+    const request = cb.get('shadow_free_request') + 1n;
+    cb.set('shadow_free_request', request); /* last: the kernel reads lo/hi once it sees this */
+    this.instance.ringDoorbell();
+    const t0 = performance.now();
+    while (cb.get('shadow_free_done') < request && this.kernelRunning() && performance.now() - t0 < timeoutMs) {
+      await new Promise((r) => setTimeout(r, 1));
     }
   }
 

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { ExitCode, firstLine, KjitError } from '../errors.js';
 import { IR_SRC } from '../paths.js';
 import type { PreparedBoot } from '../kernel/run.js';
-import { Linkage, LLVMError, Module, type ResourceTracker, type Value } from '../native/llvm.js';
+import { Linkage, LLVMError, Module, objectSymbols, type ResourceTracker, type Value } from '../native/llvm.js';
 import type { Installer } from './installer.js';
 import { buildStateUnit } from './unit.js';
 import type { CodeVersion } from './versions.js';
@@ -202,6 +202,8 @@ interface LivePatch {
   applied: AppliedPatch;
   checked: CheckedPatch;
   stateTracker: ResourceTracker | null;
+  /** Addresses of its state: shadow variables with ids in here go with it. */
+  stateRange: { lo: bigint; hi: bigint } | null;
   /** Every version whose code contains this patch's (its own and rebuilds for other patches). */
   users: Set<CodeVersion>;
   reverted: boolean;
@@ -223,7 +225,7 @@ export class PatchSet {
     private readonly p: PreparedBoot,
     private readonly installer: Installer,
   ) {
-    installer.onFreed(() => this.releaseState());
+    installer.onFreed(() => void this.releaseState());
   }
 
   patches(): AppliedPatch[] {
@@ -257,7 +259,7 @@ export class PatchSet {
     const fresh: LivePatch[] = specs.map((spec) => {
       const checked = preparePatch(this.p, spec);
       const applied: AppliedPatch = { spec, versions: [], inliners: inlinersOf(this.p, spec.fn), state: checked.state, ms: { compile: 0, apply: 0 } };
-      return { applied, checked, stateTracker: null, users: new Set(), reverted: false };
+      return { applied, checked, stateTracker: null, stateRange: null, users: new Set(), reverted: false };
     });
     const patched = new Map(this.live.map((l) => [l.checked.spec.fn, l.checked.spec.file]));
     const state = new Set(this.live.flatMap((l) => l.checked.state));
@@ -273,9 +275,7 @@ export class PatchSet {
     const touched = [...new Set(fresh.flatMap((f) => [f.checked.spec.fn, ...f.applied.inliners]))];
     let versions: CodeVersion[] = [];
     try {
-      for (const f of fresh) {
-        if (f.checked.state.length) f.stateTracker = this.installer.linkData(buildStateUnit(this.p, f.checked.bitcode, f.checked.state), f.checked.state);
-      }
+      for (const f of fresh) if (f.checked.state.length) this.linkState(f);
       versions = this.compileFrom(all, touched);
       const t1 = performance.now();
       await this.installer.commit(versions);
@@ -316,17 +316,37 @@ export class PatchSet {
       this.live.splice(this.live.indexOf(l), 1);
       this.retiring.push(l);
     }
-    this.releaseState();
+    await this.releaseState();
   }
 
-  /** State units of reverted patches whose every user version is freed. */
-  private releaseState(): void {
-    for (const l of [...this.retiring]) {
-      if ([...l.users].some((v) => v.state !== 'freed')) continue;
-      freeTracker(l.stateTracker);
-      l.stateTracker = null;
-      this.retiring.splice(this.retiring.indexOf(l), 1);
+  private linkState(l: LivePatch): void {
+    const object = buildStateUnit(this.p, l.checked.bitcode, l.checked.state);
+    l.stateTracker = this.installer.linkData(object, l.checked.state);
+    const sizes = new Map(objectSymbols(object).map((s) => [s.name, BigInt(s.size)]));
+    for (const name of l.checked.state) {
+      const lo = this.installer.addressOf(name);
+      const hi = lo + (sizes.get(name) || 1n);
+      l.stateRange = l.stateRange ? { lo: lo < l.stateRange.lo ? lo : l.stateRange.lo, hi: hi > l.stateRange.hi ? hi : l.stateRange.hi } : { lo, hi };
     }
+  }
+
+  private releasing: Promise<void> = Promise.resolve();
+
+  /**
+   * Reverted patches whose every user version is freed: their shadow
+   * variables are freed, then their state unit.  Resolves when done.
+   */
+  releaseState(): Promise<void> {
+    const ready = this.retiring.filter((l) => [...l.users].every((v) => v.state === 'freed'));
+    for (const l of ready) this.retiring.splice(this.retiring.indexOf(l), 1);
+    for (const l of ready) {
+      this.releasing = this.releasing.then(async () => {
+        if (l.stateRange) await this.installer.freeShadow(l.stateRange.lo, l.stateRange.hi);
+        freeTracker(l.stateTracker);
+        l.stateTracker = null;
+      });
+    }
+    return this.releasing;
   }
 }
 
