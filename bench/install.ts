@@ -43,8 +43,8 @@ async function latencyRun(p: PreparedBoot, o: BenchInstallOptions, rate: number,
   const installer = new Installer(instance, p);
   let cycles = 0;
   try {
-    const v1 = installer.compile(o.fn, 'optimized');
-    const v2 = installer.compile(o.fn, 'optimized');
+    const v1 = await installer.compile(o.fn, 'optimized');
+    const v2 = await installer.compile(o.fn, 'optimized');
     instance.start();
     const t0 = performance.now();
     while (performance.now() - t0 < o.seconds * 1000) {
@@ -119,7 +119,7 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
     const installer = new Installer(instance, patchable);
     const installMs: number[] = [];
     try {
-      const versions = Array.from({ length: 40 }, () => installer.compile(o.fn, 'optimized'));
+      const versions = await Promise.all(Array.from({ length: 40 }, () => installer.compile(o.fn, 'optimized')));
       instance.start();
       while (instance.cb.get('ops_done') < 1000n) await new Promise((r) => setTimeout(r, 1));
       for (const v of versions) {

@@ -9,6 +9,7 @@ import { execute, instanceOptions, prepareBoot, type PreparedBoot } from '../dis
 import { readU64 } from '../dist/src/native/libc.js';
 import { Installer } from '../dist/src/rejit/installer.js';
 import { type Module, type Value } from '../dist/src/native/llvm.js';
+import { compileServer } from '../dist/src/scheduler/compile-server.js';
 
 let p: PreparedBoot;
 const OPS = 150_000n;
@@ -47,8 +48,8 @@ describe('installing versions into a running kernel', () => {
     const installer = new Installer(instance, p);
     try {
       expect(installer.entryTarget(fn)).toBeNull(); /* the NOP */
-      const v1 = installer.compile(fn, 'instrumented', { countEntries: true });
-      const v2 = installer.compile(fn, 'optimized');
+      const v1 = await installer.compile(fn, 'instrumented', { countEntries: true });
+      const v2 = await installer.compile(fn, 'optimized');
       expect(v1.state).toBe('compiled');
       expect(v1.inlines.length).toBeGreaterThanOrEqual(0);
       expect(installer.codeMap.find(v1.address)).toBe(v1);
@@ -113,7 +114,7 @@ describe('installing versions into a running kernel', () => {
       return { answered: cb.get('grace_done') >= request, checks: cb.get('grace_checks') - checks, busy: cb.get('grace_busy') - busy };
     };
     try {
-      const v = installer.compile(fn, 'optimized');
+      const v = await installer.compile(fn, 'optimized');
       instance.start();
       while (cb.get('ops_done') < 1000n) await new Promise((r) => setTimeout(r, 1));
       await installer.activate(v);
@@ -141,14 +142,33 @@ describe('installing versions into a running kernel', () => {
     }
   });
 
-  it('refuses a function the image does not have', () => {
+  it('refuses a function the image does not have', async () => {
     const { opts } = instanceOptions(p, run);
     const instance = KernelInstance.load(p.compiled.objects, opts);
     const installer = new Installer(instance, p);
     try {
-      expect(() => installer.compile('no_such_function', 'optimized')).toThrow(/phase 'build'.*no function 'no_such_function'/);
+      await expect(installer.compile('no_such_function', 'optimized')).rejects.toThrow(/phase 'build'.*no function 'no_such_function'/);
     } finally {
-      void instance.dispose();
+      await instance.dispose();
     }
   });
 });
+
+describe('the compile server', () => {
+  it('builds units in a process of its own; one that dies fails only its jobs, with a clear error, and the next job starts a new one', async () => {
+    const server = compileServer(p);
+    server.warm();
+    const pid = server.pid!;
+    expect(pid).not.toBe(process.pid);
+    const starts = server.starts;
+    const job = server.build({ fn: 'sys_poll', kind: 'optimized', id: 9001 });
+    process.kill(pid, 'SIGKILL');
+    await expect(job).rejects.toThrow(/compile server was killed by SIGKILL while building sys_poll/);
+    const unit = await server.build({ fn: 'sys_poll', kind: 'optimized', id: 9002 });
+    expect(unit.symbol).toBe('sys_poll.kjit.v9002');
+    expect(unit.object.byteLength).toBeGreaterThan(0);
+    expect(server.starts).toBe(starts + 1);
+    expect(server.pid).not.toBe(pid);
+  });
+});
+

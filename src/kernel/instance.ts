@@ -61,6 +61,11 @@ export class KernelInstance {
   private thread: bigint | null = null;
   private joined = false;
   private disposed = false;
+
+  /** After dispose() nothing of the instance may be touched: its JIT, code and memory are gone. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
   /** Entry point of the kernel thread (the runtime's kjit_thread_main). */
   private readonly threadMain: bigint;
   readonly linkMs: number;

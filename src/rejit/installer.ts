@@ -5,7 +5,8 @@
  *
  * A version goes through named phases; each either completes or leaves the
  * previous version running:
- *   build     re-JIT unit from the pristine IR (src/rejit/unit.ts);
+ *   build     re-JIT unit from the pristine IR (src/rejit/unit.ts), built
+ *             in the compile server's process (src/scheduler);
  *   link      its object added to the instance's LLJIT under a resource
  *             tracker of its own, its address looked up;  -> 'compiled'
  *   redirect  the function's patchable entry rewritten to jump to it
@@ -23,7 +24,7 @@ import { KernelState } from '../native/control-block.js';
 import { objectSymbols, type ResourceTracker } from '../native/llvm.js';
 import { CodeRegion } from '../native/codemem.js';
 import { type EntryChange, Redirector } from './redirect.js';
-import { buildUnit } from './unit.js';
+import { type CompileServer, compileServer } from '../scheduler/compile-server.js';
 import { CodeMap, type CodeVersion, type VersionKind } from './versions.js';
 
 export type InstallPhase = 'build' | 'link' | 'redirect';
@@ -53,19 +54,27 @@ export class Installer {
   readonly codeMap = new CodeMap();
   private readonly byFunction = new Map<string, CodeVersion[]>();
   private readonly redirector: Redirector;
+  private readonly server: CompileServer;
   private nextId = 1;
   private readonly stats = { installs: 0, reverts: 0, failures: 0 };
 
   constructor(
     private readonly instance: KernelInstance,
-    private readonly prepared: PreparedBoot,
+    prepared: PreparedBoot,
   ) {
     this.redirector = new Redirector(instance, CodeRegion.get());
+    this.server = compileServer(prepared);
+    this.server.warm();
   }
 
   /** The function's own entry (where its patchable NOP is). */
   entryOf(fn: string): bigint {
     return this.instance.jit.lookup(fn);
+  }
+
+  /** False once the instance is disposed: its JIT freed everything, trackers included. */
+  get alive(): boolean {
+    return !this.instance.isDisposed;
   }
 
   /** A symbol of the running image (or of code and data added to it). */
@@ -81,12 +90,15 @@ export class Installer {
     return this.versionsOf(fn).find((v) => v.state === 'live') ?? null;
   }
 
-  /** Phases build and link: a version ready to go live. */
-  compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean; source?: Uint8Array } = {}): CodeVersion {
+  /**
+   * Phases build (in the compile server's process) and link (here): a
+   * version ready to go live.
+   */
+  async compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean; source?: Uint8Array } = {}): Promise<CodeVersion> {
     const id = this.nextId++;
     let phase: InstallPhase = 'build';
     try {
-      const unit = buildUnit(this.prepared, {
+      const unit = await this.server.build({
         fn,
         kind,
         id,
@@ -215,6 +227,7 @@ export class Installer {
    * host directly when that thread is not running.
    */
   async freeShadow(lo: bigint, hi: bigint, timeoutMs = 1000): Promise<void> {
+    if (this.instance.isDisposed) return;
     const cb = this.instance.cb;
     if (!this.kernelRunning()) {
       if (cb.getNumber('state') !== KernelState.BOOTING) this.instance.jit.call('kjit_shadow_free_range', 'void (uint64_t, uint64_t)', lo, hi);
@@ -226,7 +239,7 @@ export class Installer {
     cb.set('shadow_free_request', request); /* last: the kernel reads lo/hi once it sees this */
     this.instance.ringDoorbell();
     const t0 = performance.now();
-    while (cb.get('shadow_free_done') < request && this.kernelRunning() && performance.now() - t0 < timeoutMs) {
+    while (!this.instance.isDisposed && cb.get('shadow_free_done') < request && this.kernelRunning() && performance.now() - t0 < timeoutMs) {
       await new Promise((r) => setTimeout(r, 1));
     }
   }

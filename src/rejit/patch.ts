@@ -237,20 +237,18 @@ export class PatchSet {
     return l.checked.spec.fn === fn || l.applied.inliners.includes(fn);
   }
 
-  private compileFrom(patches: readonly LivePatch[], fns: readonly string[]): CodeVersion[] {
+  private async compileFrom(patches: readonly LivePatch[], fns: readonly string[]): Promise<CodeVersion[]> {
     const source = patchedSource(this.p, patches.map((l) => l.checked));
-    const versions: CodeVersion[] = [];
-    try {
-      for (const fn of fns) {
-        const v = this.installer.compile(fn, 'patched', { source });
-        versions.push(v);
-        for (const l of patches) if (PatchSet.touches(l, fn)) l.users.add(v);
-      }
-      return versions;
-    } catch (e) {
+    /* all requests at once: the compile server works through them while this thread waits */
+    const results = await Promise.allSettled(fns.map((fn) => this.installer.compile(fn, 'patched', { source })));
+    const versions = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
       for (const v of versions) this.installer.discard(v);
-      throw e;
+      throw failed.reason;
     }
+    for (const v of versions) for (const l of patches) if (PatchSet.touches(l, v.fn)) l.users.add(v);
+    return versions;
   }
 
   /** Check, compile and apply patches as one transition: all go live together, or none. */
@@ -271,12 +269,21 @@ export class PatchSet {
       if (clash) throw new KjitError(`patch ${f.checked.spec.file} defines ${clash}, which another live patch defines`, 'give new state a new name');
       for (const n of f.checked.state) state.add(n);
     }
+    await this.releasing; /* state units being freed are gone before their names are reused */
+    const stale = new Set(this.retiring.flatMap((l) => l.checked.state));
+    if (fresh.some((f) => f.checked.state.some((n) => stale.has(n)))) {
+      /* the same patch again, while the state of its reverted self waits for its grace period */
+      await this.installer.freeRetired();
+      await this.releaseState();
+      const waiting = this.retiring.flatMap((l) => l.checked.state).find((n) => fresh.some((f) => f.checked.state.includes(n)));
+      if (waiting) throw new KjitError(`the state ${waiting} of a reverted patch is still in use by a kernel task`, 'try again in a moment');
+    }
     const all = [...this.live, ...fresh];
     const touched = [...new Set(fresh.flatMap((f) => [f.checked.spec.fn, ...f.applied.inliners]))];
     let versions: CodeVersion[] = [];
     try {
       for (const f of fresh) if (f.checked.state.length) this.linkState(f);
-      versions = this.compileFrom(all, touched);
+      versions = await this.compileFrom(all, touched);
       const t1 = performance.now();
       await this.installer.commit(versions);
       for (const f of fresh) {
@@ -304,7 +311,7 @@ export class PatchSet {
     const touched = [...new Set(gone.flatMap((l) => [l.checked.spec.fn, ...l.applied.inliners]))];
     const rebuild = touched.filter((fn) => remaining.some((l) => PatchSet.touches(l, fn)));
     const restore = touched.filter((fn) => !rebuild.includes(fn));
-    const versions = rebuild.length ? this.compileFrom(remaining, rebuild) : [];
+    const versions = rebuild.length ? await this.compileFrom(remaining, rebuild) : [];
     try {
       await this.installer.commit(versions, restore);
     } catch (e) {
@@ -320,7 +327,7 @@ export class PatchSet {
   }
 
   private linkState(l: LivePatch): void {
-    const object = buildStateUnit(this.p, l.checked.bitcode, l.checked.state);
+    const object = buildStateUnit(this.p.compiled.target, l.checked.bitcode, l.checked.state);
     l.stateTracker = this.installer.linkData(object, l.checked.state);
     const sizes = new Map(objectSymbols(object).map((s) => [s.name, BigInt(s.size)]));
     for (const name of l.checked.state) {
@@ -341,8 +348,9 @@ export class PatchSet {
     for (const l of ready) this.retiring.splice(this.retiring.indexOf(l), 1);
     for (const l of ready) {
       this.releasing = this.releasing.then(async () => {
-        if (l.stateRange) await this.installer.freeShadow(l.stateRange.lo, l.stateRange.hi);
-        freeTracker(l.stateTracker);
+        /* a disposed instance's JIT has freed it all already */
+        if (l.stateRange && this.installer.alive) await this.installer.freeShadow(l.stateRange.lo, l.stateRange.hi);
+        if (this.installer.alive) freeTracker(l.stateTracker);
         l.stateTracker = null;
       });
     }

@@ -8,10 +8,27 @@
  * them.  Everything else is a declaration that links to the live image.
  */
 import { KjitError } from '../errors.js';
+import type { BootConfig } from '../kernel/bootconfig.js';
 import { makeTargetMachine, specialize } from '../kernel/compile.js';
+import type { ModeSpec } from '../kernel/modes.js';
 import type { PreparedBoot } from '../kernel/run.js';
+import type { TargetSpec } from '../kernel/specialize.js';
 import { Context, Linkage, Module, type Value, Visibility } from '../native/llvm.js';
 import type { VersionKind } from './versions.js';
+
+/** What a unit is built from: the image as boot saw it (the compile server has its own copy). */
+export interface UnitBase {
+  pristineBitcode: Uint8Array;
+  /** The pristine module, for lookups by name. */
+  pristine: Module;
+  mode: ModeSpec;
+  config: BootConfig;
+  target: TargetSpec;
+}
+
+export function unitBase(p: PreparedBoot): UnitBase {
+  return { pristineBitcode: p.pristineBitcode(), pristine: p.image.pristine, mode: p.mode, config: p.config, target: p.compiled.target };
+}
 
 export interface UnitRequest {
   fn: string;
@@ -74,15 +91,15 @@ function calleesWithin(m: Module, root: Value, depth: number): Set<string> {
   return seen;
 }
 
-export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
+export function buildUnit(p: UnitBase, req: UnitRequest): BuiltUnit {
   const t0 = performance.now();
   /* A context of its own, disposed with the unit: constants and metadata a
    * context uniques are never freed while it lives, so building every
    * version in the image's context would grow memory with each one. */
   const ctx = Context.create();
-  const m = Module.parseBitcode(ctx, req.source ?? p.pristineBitcode(), `${req.fn}.kjit.unit`);
+  const m = Module.parseBitcode(ctx, req.source ?? p.pristineBitcode, `${req.fn}.kjit.unit`);
   try {
-    specialize(m, p.mode, p.config, p.compiled.target, { dropAssembly: true });
+    specialize(m, p.mode, p.config, p.target, { dropAssembly: true });
     const fn = m.getFunction(req.fn);
     if (!fn || fn.isDeclaration()) {
       throw new KjitError(`the image defines no function '${req.fn}' (or boot removed it)`, 'name a function of the running kernel');
@@ -91,7 +108,7 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
     /* Code and constants the image does not have come from a patch: each
      * version gets its own local copy (two versions may not both define a
      * symbol).  Everything else links to the live image. */
-    const pristine = p.image.pristine;
+    const pristine = p.pristine;
     const local = (v: Value, isFunction: boolean) =>
       !v.isDeclaration() && !(isFunction ? pristine.getFunction(v.name) : pristine.getGlobal(v.name));
     /* 1. everything but the function and its callees becomes a declaration */
@@ -135,7 +152,7 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
     }
     const problem = m.verify();
     if (problem) throw new KjitError(`the version of ${req.fn} fails verification: ${problem.split('\n')[0]}`, 'report this as a kjit bug', 1);
-    using tm = makeTargetMachine(p.compiled.target);
+    using tm = makeTargetMachine(p.target);
     m.runPasses(p.mode.pipeline, tm);
     const object = tm.emitObject(m);
     return { object, symbol, hitsSymbol, inlines: [...inlines], ms: performance.now() - t0 };
@@ -152,7 +169,7 @@ export function buildUnit(p: PreparedBoot, req: UnitRequest): BuiltUnit {
  * later rebuild of them, links to the same storage, which lives exactly as
  * long as the patch.  `patch` is the patch's own bitcode; `names` its state.
  */
-export function buildStateUnit(p: PreparedBoot, patch: Uint8Array, names: readonly string[]): Uint8Array {
+export function buildStateUnit(target: TargetSpec, patch: Uint8Array, names: readonly string[]): Uint8Array {
   const ctx = Context.create();
   const m = Module.parseBitcode(ctx, patch, 'patch.state');
   try {
@@ -167,7 +184,7 @@ export function buildStateUnit(p: PreparedBoot, patch: Uint8Array, names: readon
       }
     }
     m.runPasses('elim-avail-extern,globaldce', null);
-    using tm = makeTargetMachine(p.compiled.target);
+    using tm = makeTargetMachine(target);
     return tm.emitObject(m);
   } finally {
     m.dispose();
