@@ -127,3 +127,29 @@ export function callNative(address: bigint, prototype: string, ...args: unknown[
 export function trimHeap(): void {
   fns.malloc_trim(0);
 }
+
+/* ---- the peer of a Unix socket (kjit serve's control channel) ---------------- */
+
+koffi.struct('kjit_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
+const getsockopt = libc.func('int getsockopt(int fd, int level, int optname, _Out_ kjit_ucred *optval, _Inout_ uint32_t *optlen)');
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+const UCRED_BYTES = 12;
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Who is at the other end of the connected Unix socket `fd`: the process
+ * that called connect(), as the kernel recorded it then (SO_PEERCRED), so a
+ * socket handed on to another process still names the one that connected.
+ */
+export function peerCredentials(fd: number): PeerCredentials {
+  const cred: Record<string, number> = {};
+  const len = [UCRED_BYTES];
+  if ((getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) as number) !== 0) throw new NativeError('getsockopt(SO_PEERCRED)', koffi.errno());
+  return { pid: cred.pid!, uid: cred.uid!, gid: cred.gid! };
+}
