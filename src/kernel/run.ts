@@ -20,7 +20,7 @@ import { type CompiledImage, type CompileReport, compileCounting, compileImage }
 import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
 import { type InstanceOptions, KernelInstance } from './instance.js';
 import { Installer } from '../rejit/installer.js';
-import { type AppliedPatch, applyPatch, type PatchSpec } from '../rejit/patch.js';
+import { type AppliedPatch, applyPatch, type PatchSpec, revertPatch } from '../rejit/patch.js';
 import { cpuFeatureBits, hostMachine, NIC_DEVICES, type NicModel } from './machine.js';
 import { modeByName, type ModeSpec } from './modes.js';
 
@@ -167,6 +167,7 @@ async function drive(
   /* an interrupted run (Ctrl-C) ends like a finished one: stop, join, report */
   const onAbort = () => instance.requestStop();
   req.signal?.addEventListener('abort', onAbort, { once: true });
+  if (req.signal?.aborted) onAbort(); /* stopped while it booted: the event has passed */
   let firstOpAt: number | null = null;
   let lastReport = performance.now();
   let stopping = false;
@@ -255,6 +256,8 @@ export interface PreparedBoot {
   config: BootConfig;
   facts: { cpuFeatureBits: bigint; deviceIds: number[] };
   compiled: CompiledImage;
+  /** Compiled with patchable entries (BootRequest.patchable): versions can be installed. */
+  patchable: boolean;
   loadMs: number;
   /** Objects of the counting build (made on first use). */
   countingObjects(): Uint8Array[];
@@ -308,6 +311,7 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       config,
       facts,
       compiled,
+      patchable: req.patchable === true,
       loadMs,
       countingObjects: () => (counting ??= compileCounting(compiled, new Set(image.tables.sysctls.map((s) => s.variable)))),
       dispose: () => {
@@ -323,7 +327,7 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
 
 export interface ExecuteRequest {
   workload?: string;
-  /** Run for this long (from the first operation) ... */
+  /** Run for this long (from the first operation); 0: until `signal` aborts (kjit serve) ... */
   seconds?: number;
   /** ... or exactly this many operations. */
   ops?: bigint;
@@ -344,12 +348,41 @@ export interface ExecuteRequest {
   signal?: AbortSignal;
   /** Live patches to apply during the run (the image must be prepared with patchable entries). */
   patches?: readonly PatchSpec[];
+  /**
+   * The host's own services (kjit serve's control channel) see each kernel
+   * the run boots (a fault in patched code boots another) from before it
+   * starts until the returned function resolves; it is called once the
+   * kernel thread was joined, and the kernel's code is freed only after it.
+   */
+  attach?: (live: LiveRun) => () => Promise<void>;
+}
+
+/** A running kernel, as ExecuteRequest.attach sees it. */
+export interface LiveRun {
+  readonly prepared: PreparedBoot;
+  /** The workload's name. */
+  readonly workload: string;
+  readonly instance: KernelInstance;
+  /** Installs versions; null unless the image has patchable entries. */
+  readonly installer: Installer | null;
+  /** Patches applied to this kernel, oldest first, reverted ones included. */
+  readonly patches: readonly AppliedPatch[];
+  /** The applied patches that are still live, oldest first. */
+  livePatches(): AppliedPatch[];
+  /**
+   * Apply a patch now, as one transition (applyPatch); it is part of the
+   * run's rejit summary, and live again if the kernel restarts.
+   */
+  applyPatch(spec: PatchSpec): Promise<AppliedPatch>;
+  /** Undo a live patch (revertPatch); its code is freed after a grace period. */
+  revertPatch(applied: AppliedPatch): Promise<void>;
 }
 
 function validate(req: ExecuteRequest): void {
   if (req.seconds === undefined && req.ops === undefined) throw new Error('a run needs seconds or ops');
-  if (req.seconds !== undefined && !(req.seconds > 0)) {
-    throw new KjitError(`--seconds must be positive (got ${req.seconds})`, 'pass a duration such as --seconds 5, or --ops N');
+  if (req.seconds === 0 && !req.signal) throw new Error('a run until stopped needs an AbortSignal');
+  if (req.seconds !== undefined && !(req.seconds >= 0)) {
+    throw new KjitError(`--seconds must be positive, or 0 to run until stopped (got ${req.seconds})`, 'pass a duration such as --seconds 5, or --ops N');
   }
   if (req.ops !== undefined && req.ops <= 0n) throw new KjitError(`--ops must be positive (got ${req.ops})`, 'pass a count such as --ops 100000');
   if (!(Number.isInteger(req.concurrency) && req.concurrency >= 1 && req.concurrency <= 64)) {
@@ -387,8 +420,9 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
   const applied: AppliedPatch[] = [];
   const restarts: Restart[] = [];
   const blacklisted = new Set<PatchSpec>();
+  const reverted = new Set<PatchSpec>();
   let pending = [...(req.patches ?? [])].sort((a, b) => a.atSeconds - b.atSeconds);
-  let remainingOps = req.ops;
+  /* what the kernels before this one did (a fault in patched code restarts the kernel) */
   let earlier = { ops: 0, seconds: 0 };
   let m: Measured;
   let lastInstaller: Installer | null = null;
@@ -396,25 +430,49 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
   /* Segments: a fault in a patched version restarts the kernel (its state
    * may be inconsistent) without that patch, which is blacklisted. */
   for (;;) {
-    const instance = KernelInstance.load(p.compiled.objects, { ...opts, opsLimit: remainingOps ?? 0n });
+    const opsLimit = req.ops === undefined ? 0n : req.ops - BigInt(earlier.ops);
+    const instance = KernelInstance.load(p.compiled.objects, { ...opts, opsLimit });
     if (!restarts.length) linkMs = instance.linkMs;
-    const installer = req.patches?.length ? new Installer(instance, p) : null;
+    const installer = req.patches?.length || (req.attach && p.patchable) ? new Installer(instance, p) : null;
     lastInstaller = installer;
-    const live: AppliedPatch[] = [];
+    /* patches applied to this kernel */
+    const here: AppliedPatch[] = [];
+    const apply = async (spec: PatchSpec, again: boolean) => {
+      if (!installer) throw new Error('a patch for a kernel without an installer');
+      const a = await applyPatch(p, installer, spec);
+      if (!again) applied.push(a);
+      here.push(a);
+      return a;
+    };
+    const detach = req.attach?.({
+      prepared: p,
+      workload: workloadName,
+      instance,
+      installer,
+      patches: here,
+      livePatches: () => here.filter((a) => !reverted.has(a.spec)),
+      applyPatch: async (spec) => {
+        const a = await apply(spec, false);
+        await installer!.freeRetired(); /* versions it replaced */
+        return a;
+      },
+      revertPatch: async (a) => {
+        if (!installer) throw new Error('a revert for a kernel without an installer');
+        await revertPatch(installer, a);
+        reverted.add(a.spec);
+        await installer.freeRetired();
+      },
+    });
     let restartAfter: Restart | null = null;
     try {
       /* after a restart, the patches that were live go live again at once */
-      const again = restarts.length ? applied.filter((a) => !blacklisted.has(a.spec)).map((a) => a.spec) : [];
+      const again = restarts.length ? applied.filter((a) => !blacklisted.has(a.spec) && !reverted.has(a.spec)).map((a) => a.spec) : [];
       const applyDue = async (elapsedS: number) => {
-        while (installer && pending.length && pending[0]!.atSeconds <= earlier.seconds + elapsedS) {
-          const a = await applyPatch(p, installer, pending.shift()!);
-          applied.push(a);
-          live.push(a);
-        }
+        while (installer && pending.length && pending[0]!.atSeconds <= earlier.seconds + elapsedS) await apply(pending.shift()!, false);
       };
-      if (installer) for (const spec of again) live.push(await applyPatch(p, installer, spec));
+      for (const spec of again) await apply(spec, true);
       await applyDue(0);
-      const seconds = req.seconds === undefined ? undefined : Math.max(0.001, req.seconds - earlier.seconds);
+      const seconds = req.seconds ? Math.max(0.001, req.seconds - earlier.seconds) : undefined;
       await drive(instance, {
         ...(seconds !== undefined ? { seconds } : {}),
         ...(req.onProgress ? { onProgress: req.onProgress } : {}),
@@ -423,7 +481,7 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       });
       const fault = instance.failure();
       const version = fault?.kind === 'fault' && fault.pc !== undefined && installer ? installer.codeMap.find(fault.pc) : null;
-      const culprit = version ? live.find((a) => a.versions.includes(version)) : undefined;
+      const culprit = version ? here.find((a) => a.versions.includes(version)) : undefined;
       if (fault && version && culprit) {
         blacklisted.add(culprit.spec);
         restartAfter = {
@@ -434,7 +492,7 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
           action: 'patch rolled back and blacklisted; kernel restarted (its state may be inconsistent)',
         };
       } else {
-        if (pending.length) {
+        if (pending.length && !req.signal?.aborted) {
           throw new KjitError(
             `the run ended before patch ${pending[0]!.fn}=${pending[0]!.file}@${pending[0]!.atSeconds} was due`,
             'apply it earlier or run longer',
@@ -450,19 +508,21 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       if (e instanceof KjitError && process.env.KJIT_LOG) process.stderr.write(instance.cb.logText());
       throw e;
     } finally {
-      await instance.dispose();
+      try {
+        await detach?.();
+      } finally {
+        await instance.dispose();
+      }
     }
     if (!restartAfter) break;
     restarts.push(restartAfter);
     process.stderr.write(`kjit: the kernel faulted in ${restartAfter.version} from patch ${restartAfter.patch}: ${restartAfter.action}\n`);
     if (restarts.length > 8) throw new KjitError('the kernel faulted in patched code more than 8 times', 'fix the patches', ExitCode.KERNEL_FAULT);
-    earlier = { ops: earlier.ops + m.ops, seconds: earlier.seconds + m.seconds };
+    const done = { ops: earlier.ops + m.ops, seconds: earlier.seconds + m.seconds };
+    /* no other kernel if this one did what was asked, or the run was stopped meanwhile */
+    if ((req.ops !== undefined && BigInt(done.ops) >= req.ops) || (req.seconds && done.seconds >= req.seconds) || req.signal?.aborted) break;
+    earlier = done;
     pending = pending.filter((s) => !blacklisted.has(s));
-    if (remainingOps !== undefined) {
-      remainingOps -= BigInt(m.ops);
-      if (remainingOps <= 0n) break;
-    }
-    if (req.seconds !== undefined && earlier.seconds >= req.seconds) break;
   }
   if (restarts.length) {
     /* the measurements below are the last instance's; totals cover all */
