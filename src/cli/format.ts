@@ -1,6 +1,8 @@
 /**
- * @fileoverview Human-readable output of `kjit run` and `kjit demo`.
+ * @fileoverview Human-readable output of `kjit run`, `kjit demo` and the
+ * commands to a serving instance (ps, status, sysctl, patch, mode).
  */
+import type { PatchReport, StatusReport, SysctlReport } from '../control/service.js';
 import type { Progress, RunResult } from '../kernel/run.js';
 
 export function si(n: number): string {
@@ -33,7 +35,7 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
   }
   lines.push(`  checksum    ${r.checksum}`);
   for (const pt of r.rejit.patches) {
-    lines.push(`  patch       ${pt.fn} from ${pt.file} at ${pt.at_s} s: ${pt.functions.length} function(s) re-JITted (${pt.functions.join(', ')}), compiled in ${pt.compile_ms.toFixed(0)} ms, live in ${pt.apply_ms.toFixed(2)} ms`);
+    lines.push(`  patch       ${pt.fn} from ${pt.file} at ${Number(pt.at_s.toFixed(2))} s: ${pt.functions.length} function(s) re-JITted (${pt.functions.join(', ')}), compiled in ${pt.compile_ms.toFixed(0)} ms, live in ${pt.apply_ms.toFixed(2)} ms`);
   }
   if (opts.report) {
     const rep = r.report;
@@ -48,4 +50,87 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/* ---- a serving instance (src/control) --------------------------------------------- */
+
+export interface PsRow {
+  pid: number;
+  image: string | null;
+  workload: string | null;
+  mode: string | null;
+  state: string;
+  uptime_s: number | null;
+  ops_per_sec: number | null;
+  socket: string;
+}
+
+function duration(s: number): string {
+  if (s < 120) return `${s.toFixed(0)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(0)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+const orDash = (x: string | null) => x ?? '-';
+
+export function formatPs(rows: readonly PsRow[]): string {
+  if (rows.length === 0) return 'no kjit instance is running\n';
+  const lines = [`${'PID'.padStart(8)}  ${'UPTIME'.padStart(7)}  ${'OPS/S'.padStart(9)}  ${'MODE'.padEnd(6)} ${'WORKLOAD'.padEnd(9)} ${'STATE'.padEnd(9)} IMAGE`];
+  for (const r of rows) {
+    lines.push(
+      `${String(r.pid).padStart(8)}  ${(r.uptime_s === null ? '-' : duration(r.uptime_s)).padStart(7)}  ${(r.ops_per_sec === null ? '-' : si(r.ops_per_sec)).padStart(9)}  ` +
+        `${orDash(r.mode).padEnd(6)} ${orDash(r.workload).padEnd(9)} ${r.state.padEnd(9)} ${orDash(r.image)}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+
+export function formatStatus(s: StatusReport): string {
+  const t = s.throughput;
+  const m = s.memory;
+  const lines = [
+    `kjit instance ${s.pid} · ${s.mode} · ${s.workload ?? '-'} · ${s.state} · up ${duration(s.uptime_s)}${s.restarts ? ` · ${s.restarts} restart(s)` : ''}`,
+    `  throughput  ${t.ops_per_sec === null ? '-' : `${si(t.ops_per_sec)}ops/s over the last ${t.interval_s!.toFixed(1)} s`}, ` +
+      `${t.ops_per_sec_since_start === null ? '-' : `${si(t.ops_per_sec_since_start)}ops/s`} since start (${s.ops} ops, checksum ${s.checksum ?? '-'})`,
+    `  idle        ${pct(s.idle_share.last_interval)} over the last interval, ${pct(s.idle_share.since_start)} since start`,
+    `  re-JIT      ${s.rejit_mode}${s.patchable ? '' : ' (no patchable entries)'}; ${s.versions.installs} installs, ${s.versions.reverts} reverts, ` +
+      `${s.versions.live} versions live, ${s.versions.waiting_grace} waiting for a grace period`,
+  ];
+  for (const p of s.patches) lines.push(`  patch       ${p.fn} from ${p.file} at ${p.at_s.toFixed(1)} s: ${p.functions.length} function(s) (${p.functions.join(', ')})`);
+  lines.push(`  hot         ${s.hot_functions.available ? s.hot_functions.functions.map((f) => `${f.fn} ${pct(f.share)}`).join(', ') : `- (${s.hot_functions.reason})`}`);
+  lines.push(
+    `  memory      arena ${m.arena_bytes === null ? '-' : bytes(m.arena_bytes)}, code ${m.code_region ? `${bytes(m.code_region.bytes_in_use)} in use (peak ${bytes(m.code_region.peak_bytes)})` : '-'}, ` +
+      `RSS ${bytes(m.rss_bytes)}; grant: - (${m.grant_note})`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+const sysctlLine = (r: SysctlReport) =>
+  `${r.name} = ${r.value}  [${r.min}, ${r.max}]${r.read_only ? ' read-only' : r.folded ? ' folded at boot' : r.boot_fixed ? ' fixed at boot' : ''}`;
+
+export function formatSysctl(result: unknown): string {
+  const r = result as { sysctls?: SysctlReport[] } & Partial<SysctlReport> & { previous?: string };
+  if (r.sysctls) return `${r.sysctls.map((x) => `${sysctlLine(x)}  ${x.description}`).join('\n')}\n`;
+  const one = r as SysctlReport & { previous?: string };
+  return `${sysctlLine(one)}${one.previous !== undefined ? ` (was ${one.previous})` : ''}\n`;
+}
+
+export function formatPatch(result: unknown): string {
+  const r = result as { dry_run: boolean; reverted?: PatchReport; functions?: string[]; fn?: string; file?: string } & Partial<PatchReport>;
+  if (r.reverted) {
+    const p = r.reverted;
+    return `${r.dry_run ? 'dry run: would revert' : 'reverted'} the patch of ${p.fn} from ${p.file}: ${p.functions.length} function(s) (${p.functions.join(', ')})\n`;
+  }
+  const fns = r.functions ?? [];
+  if (r.dry_run) return `dry run: a patch of ${r.fn} from ${r.file} would re-JIT ${fns.length} function(s): ${fns.join(', ')}; nothing installed\n`;
+  return `patched ${r.fn} from ${r.file}: ${fns.length} function(s) re-JITted (${fns.join(', ')}), compiled in ${r.compile_ms!.toFixed(0)} ms, live in ${r.apply_ms!.toFixed(2)} ms\n`;
+}
+
+export function formatMode(result: unknown): string {
+  const r = result as { rejit_mode: string; patchable: boolean; previous?: string; reverted?: PatchReport[] };
+  const change = r.previous !== undefined ? ` (was ${r.previous})` : '';
+  const reverted = r.reverted?.length ? `; reverted the patches of ${r.reverted.map((p) => p.fn).join(', ')}` : '';
+  return `re-JIT ${r.rejit_mode}${change}${r.patchable ? '' : '; this kernel has no patchable entries'}${reverted}\n`;
 }

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ExitCode, KjitError } from '../errors.js';
@@ -14,10 +14,14 @@ import { ROOT } from '../paths.js';
 import { type ImageSpec, REFERENCE } from '../kernel/image.js';
 import type { NicModel } from '../kernel/machine.js';
 import { MODES } from '../kernel/modes.js';
-import { processStartNs, runKernel, type RunResult } from '../kernel/run.js';
+import { type BootRequest, type ExecuteRequest, processStartNs, runKernel, type RunResult } from '../kernel/run.js';
 import { parsePatchSpec } from '../rejit/patch.js';
 import { LLVMError } from '../native/llvm.js';
-import { formatRun, progressLine } from './format.js';
+import { ask, findInstance, listInstances } from '../control/client.js';
+import { REJIT_MODES, type RejitMode, type RequestBody } from '../control/protocol.js';
+import { serve, SERVE_DEFAULTS } from '../control/serve.js';
+import type { StatusReport } from '../control/service.js';
+import { formatMode, formatPatch, formatPs, formatRun, formatStatus, formatSysctl, progressLine, type PsRow } from './format.js';
 
 const HELP = `kjit: a kernel shipped as LLVM IR, JIT-compiled at boot for this machine
 
@@ -25,9 +29,17 @@ usage:
   kjit run   [--image FILE --init SYM --entry SYM] [--workload NAME] [--mode MODE]
              [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
              [--nic virtq|ring] [--sysctl NAME=VALUE]... [--patch F=FILE[@S]]... [--no-count] [--no-cache] [--report] [--log] [--json]
+  kjit serve [run flags without --patch] [--safe | --dry-run] [--flush-to FILE] [--flush-every S]
+  kjit ps     [--json]
+  kjit status [PID] [--json]
+  kjit sysctl [PID] [NAME[=VALUE]] [--json]
+  kjit patch  [PID] --function NAME --ir FILE.ll|.bc [--json]
+  kjit patch  [PID] --revert [NAME] [--json]
+  kjit mode   [PID] [normal|safe|dry-run] [--json]
   kjit bench boot [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes a,b] [--out FILE]
   kjit bench stress [--json] [--ops N] [--installs N] [--functions a,b] [--out FILE]
   kjit bench install [--json] [--runs N] [--seconds S] [--workload W] [--function F] [--install-gap-ms MS] [--out FILE]
+  kjit bench control [--json] [--runs N] [--seconds S] [--workload W] [--out FILE]
   kjit demo  boot the reference kernel in stock and boot modes and compare them
   kjit help
 
@@ -49,6 +61,23 @@ run:
   --report          print the boot report (what specialization changed and removed)
   --log             print the kernel log
   --json            one JSON object on stdout
+
+serve (also kjit run --seconds 0): the kernel runs until SIGINT/SIGTERM (or --ops N / --seconds S),
+  with a control socket for its owner: $XDG_RUNTIME_DIR/kjit/PID.sock, or /run/kjit/PID.sock as root
+  --safe            re-JIT off: boot code only (no patchable entries); patch requests are refused
+  --dry-run         patch requests are checked and logged, nothing is installed
+  --flush-to FILE   journal of status snapshots and channel events (default build/state/serve.jsonl)
+  --flush-every S   seconds between snapshots (default 10); a final one when it stops
+  no counting build, no --patch (patch it through the channel)
+
+control commands (PID may be omitted when one instance runs):
+  ps                the running instances: pid, image, workload, uptime, throughput
+  status            throughput, idle share, installed versions, live patches, re-JIT mode, memory
+  sysctl            list the sysctls, read NAME, or write NAME=VALUE (run-time sysctls only:
+                    boot-fixed ones are folded into the code or fixed at boot; reboot with --sysctl)
+  patch             replace a function with IR (checked first; every function boot inlined it into
+                    is re-JITted too); --revert undoes the latest live patch, or NAME's
+  mode              show or set re-JIT: normal, safe (reverts every live patch), dry-run
 
 exit codes: 0 ok, 1 failure, 2 bad input, 3 the kernel faulted or panicked`;
 
@@ -73,14 +102,29 @@ function num(value: string | undefined, flag: string, fallback: number): number 
   return n;
 }
 
+function positive(value: string | undefined, flag: string, fallback: number): number {
+  const n = num(value, flag, fallback);
+  if (!(n > 0)) throw bad(`${flag} must be positive (got ${value})`, `pass a number of seconds, e.g. ${flag} 10`);
+  return n;
+}
+
 function bigint(value: string | undefined, flag: string): bigint | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value)) throw bad(`${flag} '${value}' is not a non-negative integer`, `pass an integer, e.g. ${flag} 100000`);
   return BigInt(value);
 }
 
-async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
+/** Flags of a kernel that serves (kjit serve, kjit run --seconds 0). */
+const SERVE_FLAGS: Options = {
+  safe: { type: 'boolean', default: false },
+  'dry-run': { type: 'boolean', default: false },
+  'flush-to': { type: 'string' },
+  'flush-every': { type: 'string' },
+};
+
+async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'serve'): Promise<number> {
   const { values, positionals } = parse(argv, {
+    ...SERVE_FLAGS,
     image: { type: 'string' },
     init: { type: 'string' },
     entry: { type: 'string' },
@@ -111,7 +155,17 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
   }
   if (v.seconds !== undefined && v.ops !== undefined) throw bad('--seconds and --ops both given', 'pass one of them');
   const ops = bigint(v.ops as string | undefined, '--ops');
-  const seconds = ops === undefined ? num(v.seconds as string | undefined, '--seconds', 5) : undefined;
+  const seconds = ops === undefined ? num(v.seconds as string | undefined, '--seconds', command === 'serve' ? 0 : 5) : undefined;
+  const serving = command === 'serve' || seconds === 0;
+  const patches = ((v.patch as string[] | undefined) ?? []).map(parsePatchSpec);
+  const flushEveryS = positive(v['flush-every'] as string | undefined, '--flush-every', SERVE_DEFAULTS.flushEveryS);
+  if (serving) {
+    if (patches.length) throw bad('--patch applies to timed runs', 'patch a serving kernel with kjit patch --function F --ir FILE');
+    if (v.safe && v['dry-run']) throw bad('--safe and --dry-run both given', 'pass one: --safe installs nothing, --dry-run checks and logs');
+  } else {
+    const flag = Object.keys(SERVE_FLAGS).find((f) => v[f] !== undefined && v[f] !== false);
+    if (flag) throw bad(`--${flag} applies to a kernel that serves`, 'use kjit serve (or kjit run --seconds 0)');
+  }
   const json = v.json === true;
   const tty = process.stderr.isTTY && !json;
   /* SIGINT/SIGTERM: stop the kernel, join it, and report what ran */
@@ -119,29 +173,42 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
   const onSignal = () => interrupt.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const patches = ((v.patch as string[] | undefined) ?? []).map(parsePatchSpec);
-  const result: RunResult = await runKernel({
+  const workload = (v.workload as string | undefined) ?? (image === REFERENCE ? 'web' : undefined);
+  /* re-JIT units link to promoted symbols: only modes that promote can be patched */
+  const patchable = patches.length > 0 || (serving && v.safe !== true && MODES[v.mode as string]?.promote === true);
+  const request: BootRequest & ExecuteRequest = {
     signal: interrupt.signal,
-    ...(patches.length ? { patches, patchable: true } : {}),
+    ...(patches.length ? { patches } : {}),
+    ...(patchable ? { patchable } : {}),
     image,
     mode: v.mode as string,
     nic: v.nic as NicModel,
     sysctls: (v.sysctl as string[] | undefined) ?? [],
-    ...(v.workload !== undefined ? { workload: v.workload as string } : image === REFERENCE ? { workload: 'web' } : {}),
+    ...(workload !== undefined ? { workload } : {}),
     ...(seconds !== undefined ? { seconds } : {}),
     ...(ops !== undefined ? { ops } : {}),
     rate: num(v.rate as string | undefined, '--rate', 0),
     concurrency: num(v.concurrency as string | undefined, '--concurrency', 4),
     seed: bigint(v.seed as string | undefined, '--seed') ?? 1n,
-    counting: v['no-count'] !== true,
+    /* a serving kernel runs no counting build: it would delay the stop */
+    counting: !serving && v['no-count'] !== true,
     ...(v['no-cache'] === true ? { cache: false } : {}),
     clockStartNs,
-    ...(tty ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p)}`) } : {}),
-  });
+    ...(tty && !serving ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p)}`) } : {}),
+  };
+  const result: RunResult = serving
+    ? await serve({
+        run: request,
+        rejitMode: v.safe ? 'safe' : v['dry-run'] ? 'dry-run' : 'normal',
+        safe: v.safe === true,
+        journal: (v['flush-to'] as string | undefined) ?? SERVE_DEFAULTS.journal,
+        flushEveryS,
+      })
+    : await runKernel(request);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  if (tty) process.stderr.write('\r\x1b[K');
-  if (interrupt.signal.aborted) process.stderr.write('kjit: interrupted: the kernel was stopped early; results cover the operations it completed\n');
+  if (tty && !serving) process.stderr.write('\r\x1b[K');
+  if (interrupt.signal.aborted && !serving) process.stderr.write('kjit: interrupted: the kernel was stopped early; results cover the operations it completed\n');
   if (json) {
     const { log, report, ...rest } = result;
     const out = v.report ? { ...rest, report } : rest;
@@ -153,11 +220,104 @@ async function cmdRun(argv: string[], clockStartNs: bigint): Promise<number> {
   return ExitCode.OK;
 }
 
+/* ---- commands to a serving instance (src/control) ------------------------------ */
+
+/** A leading all-digits positional is the instance's pid; the rest are the command's own. */
+function splitPid(positionals: string[]): { pid?: number; rest: string[] } {
+  const [first, ...rest] = positionals;
+  return first !== undefined && /^\d+$/.test(first) ? { pid: Number(first), rest } : { rest: positionals };
+}
+
+function print(result: unknown, json: boolean, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : human());
+}
+
+async function cmdPs(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false } });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'kjit ps takes no arguments');
+  const rows: PsRow[] = [];
+  for (const t of await listInstances()) {
+    try {
+      const s = (await ask(t, { cmd: 'status' })) as StatusReport;
+      const ops = s.throughput.ops_per_sec ?? s.throughput.ops_per_sec_since_start;
+      rows.push({ pid: t.pid, image: s.image, workload: s.workload, mode: s.mode, state: s.state, uptime_s: s.uptime_s, ops_per_sec: ops, socket: t.socket });
+    } catch (e) {
+      if (!(e instanceof KjitError)) throw e;
+      rows.push({ pid: t.pid, image: null, workload: null, mode: null, state: `unreachable: ${e.problem}`, uptime_s: null, ops_per_sec: null, socket: t.socket });
+    }
+  }
+  print({ instances: rows }, values.json === true, () => formatPs(rows));
+  return ExitCode.OK;
+}
+
+async function cmdStatus(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false } });
+  const { pid, rest } = splitPid(positionals);
+  if (rest.length) throw bad(`unexpected argument '${rest[0]}'`, 'write kjit status [PID] [--json]');
+  const s = (await ask(await findInstance(pid), { cmd: 'status' })) as StatusReport;
+  print(s, values.json === true, () => formatStatus(s));
+  return ExitCode.OK;
+}
+
+async function cmdSysctl(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false } });
+  const { pid, rest } = splitPid(positionals);
+  if (rest.length > 1) throw bad(`unexpected argument '${rest[1]}'`, 'write kjit sysctl [PID] [NAME[=VALUE]]');
+  let body: RequestBody = { cmd: 'sysctl' };
+  if (rest[0] !== undefined) {
+    const m = /^([a-z0-9_.]+)(?:=(-?\d+))?$/.exec(rest[0]);
+    if (!m) throw bad(`malformed sysctl '${rest[0]}'`, 'write NAME or NAME=INTEGER, e.g. kjit sysctl net.rx_budget=32');
+    body = { cmd: 'sysctl', name: m[1]!, ...(m[2] !== undefined ? { value: m[2] } : {}) };
+  }
+  const r = await ask(await findInstance(pid), body);
+  print(r, values.json === true, () => formatSysctl(r));
+  return ExitCode.OK;
+}
+
+async function cmdPatch(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    function: { type: 'string' },
+    ir: { type: 'string' },
+    revert: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
+  const { pid, rest } = splitPid(positionals);
+  let body: RequestBody;
+  if (values.revert) {
+    if (values.ir !== undefined) throw bad('--revert and --ir both given', 'kjit patch --revert [NAME] undoes a patch; --ir applies one');
+    if (rest.length > 1 || (rest.length && values.function !== undefined)) throw bad('--revert takes one function name', 'write kjit patch [PID] --revert [NAME]');
+    const fn = rest[0] ?? (values.function as string | undefined);
+    body = { cmd: 'revert', ...(fn !== undefined ? { function: fn } : {}) };
+  } else {
+    if (values.function === undefined || values.ir === undefined) {
+      throw bad('kjit patch needs --function NAME and --ir FILE (or --revert)', 'e.g. kjit patch --function csum_fold --ir fix.ll');
+    }
+    if (rest.length) throw bad(`unexpected argument '${rest[0]}'`, 'write kjit patch [PID] --function NAME --ir FILE');
+    /* the instance reads the file: it needs the path from where this command runs */
+    body = { cmd: 'patch', function: values.function as string, ir: resolve(values.ir as string) };
+  }
+  const r = await ask(await findInstance(pid), body);
+  print(r, values.json === true, () => formatPatch(r));
+  return ExitCode.OK;
+}
+
+async function cmdMode(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false } });
+  const { pid, rest } = splitPid(positionals);
+  if (rest.length > 1 || (rest[0] !== undefined && !REJIT_MODES.includes(rest[0] as RejitMode))) {
+    throw bad(`unexpected argument '${rest.at(-1)}'`, `write kjit mode [PID] [${REJIT_MODES.join('|')}]`);
+  }
+  const r = await ask(await findInstance(pid), { cmd: 'mode', ...(rest[0] !== undefined ? { set: rest[0] as RejitMode } : {}) });
+  print(r, values.json === true, () => formatMode(r));
+  return ExitCode.OK;
+}
+
 async function cmdBench(argv: string[]): Promise<number> {
   const [suite, ...rest] = argv;
   if (suite === 'install') return cmdBenchInstall(rest);
   if (suite === 'stress') return cmdBenchStress(rest);
-  if (suite !== 'boot') throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot`, `kjit bench install` or `kjit bench stress`');
+  if (suite === 'control') return cmdBenchControl(rest);
+  if (suite !== 'boot') throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot`, `kjit bench install`, `kjit bench stress` or `kjit bench control`');
   const { values, positionals } = parse(rest, {
     json: { type: 'boolean', default: false },
     runs: { type: 'string' },
@@ -223,6 +383,26 @@ async function cmdBenchStress(argv: string[]): Promise<number> {
   });
 }
 
+async function cmdBenchControl(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    workload: { type: 'string', default: 'web' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
+  const v = values as Record<string, string | boolean | undefined>;
+  const { benchControl } = await import('../../bench/control.js');
+  return benchControl({
+    json: v.json === true,
+    runs: num(v.runs as string | undefined, '--runs', 5),
+    seconds: positive(v.seconds as string | undefined, '--seconds', 2),
+    workload: v.workload as string,
+    ...(v.out ? { out: v.out as string } : {}),
+  });
+}
+
 /** The demo's live patch (examples/patches/csum_fold_counted.c), compiled to IR. */
 function demoPatchFile(): string {
   const dir = join(ROOT, 'build', 'demo');
@@ -279,7 +459,18 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'run':
-        return await cmdRun(rest, clockStartNs);
+      case 'serve':
+        return await cmdRun(rest, clockStartNs, command);
+      case 'ps':
+        return await cmdPs(rest);
+      case 'status':
+        return await cmdStatus(rest);
+      case 'sysctl':
+        return await cmdSysctl(rest);
+      case 'patch':
+        return await cmdPatch(rest);
+      case 'mode':
+        return await cmdMode(rest);
       case 'bench':
         return await cmdBench(rest);
       case 'demo':
@@ -291,7 +482,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${HELP}\n`);
         return command === undefined ? ExitCode.BAD_INPUT : ExitCode.OK;
       default:
-        throw bad(`unknown command '${command}'`, 'use run, bench, demo or help');
+        throw bad(`unknown command '${command}'`, 'use run, serve, ps, status, sysctl, patch, mode, bench, demo or help');
     }
   } catch (e) {
     if (e instanceof KjitError) {
