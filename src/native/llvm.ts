@@ -950,7 +950,11 @@ export function createRTDyldLayerFunctionAddress(): bigint {
 
 export class ResourceTracker {
   private _ref: Ref | null;
-  constructor(ref: Ref) {
+  constructor(
+    ref: Ref,
+    /** Told when the tracker's resources are freed (the JIT forgets the objects it kept for their symbols). */
+    private readonly onRemove?: (t: ResourceTracker) => void,
+  ) {
     this._ref = ref;
   }
 
@@ -962,6 +966,7 @@ export class ResourceTracker {
   /** Free everything added under this tracker (its code and data). */
   remove(): void {
     check(C.LLVMOrcResourceTrackerRemove(this.ref) as MaybeRef, 'removing a resource tracker');
+    this.onRemove?.(this);
   }
 
   dispose(): void {
@@ -981,8 +986,9 @@ export class LLJIT {
   private readonly mainDylib: Ref;
   /** Symbols of added objects, for symbolize(). */
   /* Added objects, read for their symbols only when symbols() is first asked
-   * (a fault, a perf map): not on the boot path. */
-  private readonly objects: Uint8Array[] = [];
+   * (a fault, a perf map): not on the boot path.  An object added under a
+   * tracker is forgotten when the tracker is removed (its code is gone). */
+  private readonly objects = new Map<ResourceTracker | null, Uint8Array[]>();
   private symbolTable: { address: bigint; size: number; name: string }[] | null = null;
 
   private constructor(ref: Ref) {
@@ -1018,12 +1024,17 @@ export class LLJIT {
   }
 
   createResourceTracker(): ResourceTracker {
-    return new ResourceTracker(C.LLVMOrcJITDylibCreateResourceTracker(this.mainDylib) as Ref);
+    return new ResourceTracker(C.LLVMOrcJITDylibCreateResourceTracker(this.mainDylib) as Ref, (t) => {
+      this.objects.delete(t);
+      this.symbolTable = null;
+    });
   }
 
   /** Add an object file to the main JITDylib (under `tracker` if given). */
   addObject(bytes: Uint8Array, tracker?: ResourceTracker): void {
-    this.objects.push(bytes);
+    const list = this.objects.get(tracker ?? null);
+    if (list) list.push(bytes);
+    else this.objects.set(tracker ?? null, [bytes]);
     this.symbolTable = null;
     const buf = memoryBuffer(bytes, 'kjit-object'); /* ownership passes to ORC */
     const err = tracker
@@ -1061,7 +1072,7 @@ export class LLJIT {
   symbols(): readonly { address: bigint; size: number; name: string }[] {
     if (this.symbolTable) return this.symbolTable;
     const table: { address: bigint; size: number; name: string }[] = [];
-    for (const object of this.objects) {
+    for (const object of [...this.objects.values()].flat()) {
       const syms = objectSymbols(object);
       const sectionBase = new Map<string, bigint>();
       for (const s of syms) {
