@@ -360,7 +360,7 @@ export class ControlService implements RequestHandler {
     const spec: PatchSpec = { fn, file, atSeconds: this.elapsedS(run) };
     try {
       if (d.kind === 'check-only') {
-        checkPatch(run.prepared, spec).dispose();
+        checkPatch(run.prepared, spec);
         const functions = [fn, ...inlinersOf(run.prepared, fn)];
         this.event('dry-run', `dry run: a patch of ${fn} from ${file} would re-JIT ${functions.length} function(s): ${functions.join(', ')}`, { fn, file, functions });
         return ok({ dry_run: true, fn, file, functions });

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { ExitCode, firstLine, KjitError } from '../errors.js';
 import { IR_SRC } from '../paths.js';
 import type { PreparedBoot } from '../kernel/run.js';
-import { Linkage, LLVMError, Module, objectSymbols, type ResourceTracker, type Value } from '../native/llvm.js';
+import { Context, Linkage, LLVMError, Module, objectSymbols, type ResourceTracker, type Value } from '../native/llvm.js';
 import type { Installer } from './installer.js';
 import { buildStateUnit } from './unit.js';
 import type { CodeVersion } from './versions.js';
@@ -56,9 +56,8 @@ export function compileCPatch(file: string): Uint8Array {
   return new Uint8Array(r.stdout);
 }
 
-function loadPatchModule(p: PreparedBoot, spec: PatchSpec): Module {
+function loadPatchModule(ctx: Context, spec: PatchSpec): Module {
   if (!existsSync(spec.file)) throw new KjitError(`patch ${spec.file} does not exist`, 'pass the path of a .ll, .bc or .c file');
-  const ctx = p.image.pristine.context;
   try {
     if (spec.file.endsWith('.c')) return Module.parseBitcode(ctx, compileCPatch(spec.file), spec.file);
     return Module.parseIR(ctx, readFileSync(spec.file), spec.file);
@@ -68,10 +67,24 @@ function loadPatchModule(p: PreparedBoot, spec: PatchSpec): Module {
   }
 }
 
-/** Check a patch against the image; the caller owns the returned module. */
-export function checkPatch(p: PreparedBoot, spec: PatchSpec): Module {
-  const patch = loadPatchModule(p, spec);
+/** A checked patch: its IR as bitcode, its mutable globals renamed to stable names. */
+export interface CheckedPatch {
+  spec: PatchSpec;
+  bitcode: Uint8Array;
+  /** The patch's own mutable globals: its state unit defines them. */
+  state: string[];
+}
+
+/**
+ * Check a patch against the image.  The patch is read into a context of its
+ * own (the image's context would keep every type and constant a patch
+ * brings for as long as the image lives: ~275 KB per patch cycle).
+ */
+export function checkPatch(p: PreparedBoot, spec: PatchSpec): CheckedPatch {
+  const ctx = Context.create();
+  let patch: Module | null = null;
   try {
+    patch = loadPatchModule(ctx, spec);
     const problem = patch.verify();
     if (problem) throw new KjitError(`patch ${spec.file} fails LLVM verification: ${firstLine(problem)}`, 'fix the patch');
     const original = p.image.pristine.getFunction(spec.fn);
@@ -95,34 +108,14 @@ export function checkPatch(p: PreparedBoot, spec: PatchSpec): Module {
         throw new KjitError(`patch ${spec.file} also defines ${f.name}, which the image has`, 'a patch replaces one function; declare the others');
       }
     }
+    const state: string[] = [];
     for (const g of patch.globals()) {
       if (g.isDeclaration()) continue;
       const clash = p.image.pristine.getGlobal(g.name);
       if (clash && !clash.isDeclaration()) {
         throw new KjitError(`patch ${spec.file} defines ${g.name}, a global the image has`, 'declare it (extern) to use the live one, or give new state a new name');
       }
-    }
-    return patch;
-  } catch (e) {
-    patch.dispose();
-    throw e;
-  }
-}
-
-/** A checked patch: its IR as bitcode, its mutable globals renamed to stable names. */
-interface CheckedPatch {
-  spec: PatchSpec;
-  bitcode: Uint8Array;
-  /** The patch's own mutable globals: its state unit defines them. */
-  state: string[];
-}
-
-function preparePatch(p: PreparedBoot, spec: PatchSpec): CheckedPatch {
-  const m = checkPatch(p, spec);
-  try {
-    const state: string[] = [];
-    for (const g of m.globals()) {
-      if (g.isDeclaration() || g.isConstantGlobal || g.name.startsWith('llvm.')) continue;
+      if (g.isConstantGlobal || g.name.startsWith('llvm.')) continue;
       /* a file-local variable gets a name no other patch or rebuild can take */
       if (g.linkage === Linkage.Internal || g.linkage === Linkage.Private) {
         g.name = `${spec.fn}.kjit.state.${g.name}`;
@@ -130,22 +123,25 @@ function preparePatch(p: PreparedBoot, spec: PatchSpec): CheckedPatch {
       }
       state.push(g.name);
     }
-    return { spec, bitcode: m.toBitcode(), state };
+    return { spec, bitcode: patch.toBitcode(), state };
   } finally {
-    m.dispose();
+    patch?.dispose();
+    ctx.dispose();
   }
 }
 
 /** The pristine IR with each patched function's body replaced by its patch's. */
 function patchedSource(p: PreparedBoot, patches: readonly CheckedPatch[]): Uint8Array {
-  const m = p.image.pristine.clone();
+  const ctx = Context.create(); /* not the image's: see checkPatch */
+  const m = Module.parseBitcode(ctx, p.pristineBitcode(), 'patched');
   try {
     for (const c of patches) m.getFunction(c.spec.fn)!.linkage = Linkage.AvailableExternally;
     m.runPasses('elim-avail-extern', null); /* each becomes a declaration; nothing else is available_externally */
-    for (const c of patches) m.link(Module.parseBitcode(m.context, c.bitcode, c.spec.file));
+    for (const c of patches) m.link(Module.parseBitcode(ctx, c.bitcode, c.spec.file));
     return m.toBitcode();
   } finally {
     m.dispose();
+    ctx.dispose();
   }
 }
 
@@ -255,7 +251,7 @@ export class PatchSet {
   async apply(specs: readonly PatchSpec[]): Promise<AppliedPatch[]> {
     const t0 = performance.now();
     const fresh: LivePatch[] = specs.map((spec) => {
-      const checked = preparePatch(this.p, spec);
+      const checked = checkPatch(this.p, spec);
       const applied: AppliedPatch = { spec, versions: [], inliners: inlinersOf(this.p, spec.fn), state: checked.state, ms: { compile: 0, apply: 0 } };
       return { applied, checked, stateTracker: null, stateRange: null, users: new Set(), reverted: false };
     });
