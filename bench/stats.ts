@@ -48,14 +48,29 @@ export function ratioOfMedians(
   resamples = 2000,
   seed = 0x6b6a6974,
 ): RatioEstimate {
+  return bootstrapRatio(numerator, denominator, (xs) => median([...xs]), resamples, seed);
+}
+
+/**
+ * stat(numerator runs) / stat(denominator runs), with the same percentile
+ * bootstrap over runs: for statistics that pool runs (a tail quantile of
+ * all requests of all runs) rather than take one number per run.
+ */
+export function bootstrapRatio<T>(
+  numerator: readonly T[],
+  denominator: readonly T[],
+  stat: (runs: readonly T[]) => number,
+  resamples = 2000,
+  seed = 0x6b6a6974,
+): RatioEstimate {
   if (numerator.length === 0 || denominator.length === 0) throw new Error('ratio of empty run sets');
-  const ratio = median([...numerator]) / median([...denominator]);
+  const ratio = stat(numerator) / stat(denominator);
   const random = seededRandom(seed);
   const ratios: number[] = [];
   for (let i = 0; i < resamples; i++) {
     const a = sampleWithReplacement([...numerator], numerator.length, random);
     const b = sampleWithReplacement([...denominator], denominator.length, random);
-    ratios.push(median(a) / median(b));
+    ratios.push(stat(a) / stat(b));
   }
   return { ratio, ci95: [quantile(ratios, 0.025), quantile(ratios, 0.975)] };
 }
