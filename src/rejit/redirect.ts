@@ -51,6 +51,8 @@ function jmpBytes(site: bigint, target: bigint): bigint {
 export class Redirector {
   /** How long to wait for the kernel thread's quiescent point before poking from the host. */
   kernelWaitMs = 50;
+  /** The same for a set of entries: the host writes them one by one, so waiting longer keeps the set one transition. */
+  kernelWaitSetMs = 1000;
   /** Pokes done by the kernel thread / by the host with the int3 protocol. */
   readonly counts = { kernel: 0, host: 0 };
 
@@ -103,7 +105,7 @@ export class Redirector {
       old: c.from === null ? NOP : jmpBytes(c.site, c.from),
       next: c.to === null ? NOP : jmpBytes(c.site, c.to),
     }));
-    if (await this.byKernel(bytes)) return;
+    if (await this.byKernel(bytes, bytes.length > 1 ? this.kernelWaitSetMs : this.kernelWaitMs)) return;
     const done: EntryChange[] = [];
     try {
       for (const c of changes) {
@@ -122,7 +124,7 @@ export class Redirector {
    * time (then the request is withdrawn: a stale one is refused by its old
    * bytes).
    */
-  private async byKernel(pokes: readonly { site: bigint; old: bigint; next: bigint }[]): Promise<boolean> {
+  private async byKernel(pokes: readonly { site: bigint; old: bigint; next: bigint }[], waitMs: number): Promise<boolean> {
     const cb = this.instance.cb;
     if (cb.getNumber('state') !== KernelState.RUNNING) return false;
     const [site, alias, old, next] = [cb.array('poke_site'), cb.array('poke_alias'), cb.array('poke_old'), cb.array('poke_new')];
@@ -139,7 +141,7 @@ export class Redirector {
     const t0 = performance.now();
     let spins = 0;
     while (cb.get('poke_done') < request) {
-      if (cb.getNumber('state') !== KernelState.RUNNING || performance.now() - t0 > this.kernelWaitMs) {
+      if (cb.getNumber('state') !== KernelState.RUNNING || performance.now() - t0 > waitMs) {
         /* withdraw: make the request's old bytes impossible to match */
         old[0] = 0xffffffffffn;
         if (cb.get('poke_done') >= request) break; /* it got there after all */
