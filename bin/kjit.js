@@ -1,5 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // The kjit command: a thin launcher for the compiled CLI in dist/.
+//
+// V8's young generation grows (to 32 MB) as objects survive scavenges and is
+// never given back; kjit's host thread makes small, short-lived objects, so a
+// 1 MB semi-space keeps a long-running kjit's resident memory flat (measured:
+// +30 MB over a long `kjit bench stress` with the default, +3 MB with this).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
