@@ -376,7 +376,7 @@ async function cmdBenchStress(argv: string[]): Promise<number> {
   const { benchStress } = await import('../../bench/stress.js');
   return benchStress({
     json: v.json === true,
-    ops: bigint(v.ops as string | undefined, '--ops') ?? 2_000_000n,
+    ops: bigint(v.ops as string | undefined, '--ops') ?? 6_000_000n,
     installs: num(v.installs as string | undefined, '--installs', 10_000),
     functions: (v.functions as string).split(','),
     ...(v.out ? { out: v.out as string } : {}),
