@@ -13,6 +13,7 @@
 import type { KernelInstance } from '../kernel/instance.js';
 import type { CodeRegion } from '../native/codemem.js';
 import { KernelState } from '../native/control-block.js';
+import { readU64 } from '../native/libc.js';
 
 const ERRNO: Record<number, string> = {
   8: 'the site is not a patchable function entry (compile the image with patchable entries)',
@@ -140,10 +141,12 @@ export class Redirector {
     this.instance.ringDoorbell();
     const t0 = performance.now();
     let spins = 0;
+    let withdrawn = false;
     while (cb.get('poke_done') < request) {
       if (cb.getNumber('state') !== KernelState.RUNNING || performance.now() - t0 > waitMs) {
         /* withdraw: make the request's old bytes impossible to match */
         old[0] = 0xffffffffffn;
+        withdrawn = true;
         if (cb.get('poke_done') >= request) break; /* it got there after all */
         return false;
       }
@@ -153,7 +156,12 @@ export class Redirector {
       if (++spins > 200) await new Promise((r) => setTimeout(r, spins > 400 ? 1 : 0));
     }
     const rc = Number(BigInt.asIntN(64, cb.get('poke_result')));
-    if (rc !== 0) throw new RedirectError(`rewriting ${pokes.map((p) => `0x${p.site.toString(16)}`).join(', ')}`, -rc);
+    /* Refused: because of our withdrawal (the host takes over), or because the
+     * bytes are already the new ones (a request seen twice): judge by the bytes. */
+    if (rc !== 0 && !pokes.every((p) => (readU64(p.site) & 0xffffffffffn) === p.next)) {
+      if (withdrawn && rc === -116 /* ESTALE */) return false;
+      throw new RedirectError(`rewriting ${pokes.map((p) => `0x${p.site.toString(16)}`).join(', ')}`, -rc);
+    }
     this.counts.kernel += pokes.length;
     return true;
   }
