@@ -41,6 +41,20 @@ void kjit_task_stack(uint32_t task, const uint64_t *saved_rsp, uint64_t lo, uint
   __atomic_store_n(&stacks[task].saved_rsp, saved_rsp, __ATOMIC_RELEASE);
 }
 
+int kjit_task_stack_of(uint64_t sp, uint64_t *lo, uint64_t *hi) {
+  uint64_t n = LOAD(ntasks); /* ids below it: the few cache lines a sample touches */
+  if (n > KJIT_MAX_TASKS) n = KJIT_MAX_TASKS;
+  for (uint32_t t = 0; t < n; t++) {
+    if (!__atomic_load_n(&stacks[t].saved_rsp, __ATOMIC_ACQUIRE)) continue;
+    if (sp >= stacks[t].lo && sp < stacks[t].hi) {
+      *lo = stacks[t].lo;
+      *hi = stacks[t].hi;
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static int in_ranges(uint64_t pc, uint64_t n) {
   for (uint64_t i = 0; i < n; i++)
     if (pc >= kjit_cb.grace_lo[i] && pc < kjit_cb.grace_hi[i]) return 1;
@@ -64,6 +78,7 @@ static int stack_uses(uint64_t rbp, uint64_t first_ret, uint64_t lo, uint64_t hi
 
 /* At a quiescent point of the kernel thread: answer a pending request. */
 void kjit_grace_poll(void) {
+  kjit_sampler_poll(); /* a new sampling rate (the host's throttle) */
   kjit_poke_poll(); /* a posted redirect first: then grace sees the new entry */
   kjit_shadow_poll();
   uint64_t req = __atomic_load_n(&kjit_cb.grace_request[0], __ATOMIC_ACQUIRE);

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define KJIT_CB_MAGIC 0x3142434a494a4bULL /* "KJIJCB1" little-endian */
-#define KJIT_CB_VERSION 1ULL
+#define KJIT_CB_VERSION 2ULL
 
 #define KJIT_LAT_SUB_BITS 4                 /* 16 sub-buckets per power of two */
 #define KJIT_LAT_MIN_SHIFT 5                /* values below 32 ns share bucket 0 */
@@ -29,6 +29,14 @@
 #define KJIT_HW_MAX_DEVICES 8
 #define KJIT_MSG_WORDS 32                   /* 256-byte message (panic / fault text) */
 #define KJIT_LOG_WORDS 1024                 /* 8 KiB kernel log ring ("dmesg") */
+#define KJIT_SAMPLE_SLOTS 1024              /* sample ring slots (ir/runtime/sampler.c) */
+#define KJIT_SAMPLE_SLOT_WORDS 32           /* one slot: seq, meta, pc, sp0, then return addresses */
+#define KJIT_SAMPLE_HEAD_WORDS 4            /* words before the return addresses */
+#define KJIT_SAMPLE_DEPTH (KJIT_SAMPLE_SLOT_WORDS - KJIT_SAMPLE_HEAD_WORDS) /* return addresses per sample */
+#define KJIT_SAMPLE_TRUNCATED (1ULL << 8)   /* meta: the chain went on beyond KJIT_SAMPLE_DEPTH */
+#define KJIT_SAMPLE_SP0 (1ULL << 9)         /* meta: sp0 (the word at the stack pointer) was read */
+#define KJIT_SAMPLE_CLOCK_THREAD 0          /* ticks: a clock thread sleeps to CLOCK_MONOTONIC deadlines and signals the kernel thread */
+#define KJIT_SAMPLE_CLOCK_TIMER 1           /* ticks: timer_create(CLOCK_MONOTONIC, SIGEV_THREAD_ID -> the kernel thread) */
 
 /* Kernel instance states (field `state`). */
 enum kjit_state {
@@ -113,6 +121,21 @@ enum kjit_state {
   X(hw_cpu_features, 1, "host -> kernel: KJIT_CPU_* bits of the machine")            \
   X(hw_ndevices, 1, "host -> kernel: number of devices present")                     \
   X(hw_devices, KJIT_HW_MAX_DEVICES, "host -> kernel: (vendor << 16 | device) ids present") \
+  X(sample_hz, 1, "host -> kernel: sampling timer rate in Hz (0 = off); read at start and at quiescent points") \
+  X(sample_cap, 1, "host -> kernel, before start: ring slots the producer fills (0 = all KJIT_SAMPLE_SLOTS)") \
+  X(sample_clock, 1, "host -> kernel, before start: what makes ticks (KJIT_SAMPLE_CLOCK_*)") \
+  X(sample_armed_hz, 1, "kernel -> host: the rate the sampling timer runs at now (0 = not armed)") \
+  X(sample_armed_ns, 1, "CLOCK_MONOTONIC when the sampling timer was first armed")  \
+  X(sample_disarmed_ns, 1, "CLOCK_MONOTONIC when the sampling timer was deleted (0 = armed)") \
+  X(sample_error, 1, "0, or -errno: why the sampler could not start (then it stays off)") \
+  X(sample_cost_ns, 1, "CPU ns one sample costs the kernel thread (delivery, handler, return), calibrated when armed") \
+  X(sample_ticks, 1, "sampling signals the handler took (timer expirations delivered)") \
+  X(sample_overruns, 1, "timer expirations merged into a signal still pending (never delivered)") \
+  X(sample_idle, 1, "ticks that found the kernel blocked idle: counted, not recorded") \
+  X(sample_dropped, 1, "samples lost because the ring was full")                   \
+  X(sample_head, 1, "kernel -> host: samples published into the ring, ever")        \
+  X(sample_tail, 1, "host -> kernel: samples the host consumed, ever")             \
+  X(sample_ring, KJIT_SAMPLE_SLOTS * KJIT_SAMPLE_SLOT_WORDS, "sample slots (protocol in sampler.c)") \
   X(arena_bytes, 1, "bytes of kernel memory the runtime mapped for the image")       \
   X(log_head, 1, "bytes ever written to the log ring")                               \
   X(log, KJIT_LOG_WORDS, "kernel log ring (text)")

@@ -143,6 +143,22 @@ void kjit_task_stack(uint32_t task, const uint64_t *saved_rsp, uint64_t lo, uint
 void kjit_grace_poll(void);
 extern uint64_t kjit_main_frame_top;
 
+/* Bounds [lo, hi) of the stack of a task (registered with kjit_task_register
+ * and kjit_task_stack) that holds `sp`: 1, or 0 if none does.
+ * Async-signal-safe (the sampler's handler calls it). */
+int kjit_task_stack_of(uint64_t sp, uint64_t *lo, uint64_t *hi);
+
+/* ---- sampling (sampler.c) ------------------------------------------------------ */
+
+/* On the kernel thread: arm the sampling timer at cb.sample_hz (at start),
+ * follow a changed rate (at quiescent points), delete it (at the end). */
+void kjit_sampler_start(void);
+void kjit_sampler_poll(void);
+void kjit_sampler_stop(void);
+/* Non-zero while the kernel thread is blocked in kjit_idle_until: ticks
+ * that land then are counted as idle and not recorded. */
+extern volatile int kjit_sampler_idle;
+
 /* ---- shadow variables (shadow.c, kjit_shadow.h) ------------------------------ */
 
 /* At a quiescent point: free the ids the host asked to (runtime-internal). */

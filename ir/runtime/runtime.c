@@ -170,9 +170,17 @@ void kjit_idle_until(uint64_t deadline_ns) {
     tsp = &ts;
   }
   /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline: the thread
-   * really blocks, so idle time is idle CPU the host can use. */
-  syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen, tsp, NULL,
-          FUTEX_BITSET_MATCH_ANY);
+   * really blocks, so idle time is idle CPU the host can use.  A sampling
+   * tick interrupts the wait (EINTR): wait again, to the same deadline, and
+   * the tick is counted as idle, not recorded (kjit_sampler_idle). */
+  __atomic_store_n(&kjit_sampler_idle, 1, __ATOMIC_RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  while (syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, seen, tsp, NULL,
+                 FUTEX_BITSET_MATCH_ANY) != 0 &&
+         errno == EINTR && !LOAD(stop)) {
+  }
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&kjit_sampler_idle, 0, __ATOMIC_RELAXED);
   uint64_t t1 = kjit_now_ns();
   STORE(idle_ns, kjit_cb.idle_ns[0] + (t1 - t0));
   STORE(idle_waits, kjit_cb.idle_waits[0] + 1);
@@ -351,6 +359,7 @@ void *kjit_thread_main(void *arg) {
   STORE(state, KJIT_STATE_BOOTING);
   install_fault_handlers();
   kernel_thread_live = 1;
+  kjit_sampler_start(); /* after the alternate stack: the sampler's handler runs there */
   if (sigsetjmp(unwind_to_main, 1) == 0) {
     kjit_select_alternatives();
     kjit_image_init();
@@ -361,6 +370,7 @@ void *kjit_thread_main(void *arg) {
       entry_loop();
     STORE(state, KJIT_STATE_STOPPED);
   }
+  kjit_sampler_stop();
   kernel_thread_live = 0;
   remove_fault_handlers();
   STORE(cpu_end_ns, thread_cpu_ns());

@@ -20,6 +20,8 @@ export const CB_FIELDS = [
   'shadow_live', 'shadow_full', 'shadow_free_request', 'shadow_free_done', 'shadow_free_lo', 'shadow_free_hi',
   'fault_count', 'fault_signo', 'fault_code', 'fault_addr', 'fault_pc', 'msg', 'ntasks', 'qs',
   'hw_cpu_features', 'hw_ndevices', 'hw_devices', 'arena_bytes', 'log_head', 'log',
+  'sample_hz', 'sample_cap', 'sample_clock', 'sample_armed_hz', 'sample_armed_ns', 'sample_disarmed_ns', 'sample_error', 'sample_cost_ns',
+  'sample_ticks', 'sample_overruns', 'sample_idle', 'sample_dropped', 'sample_head', 'sample_tail', 'sample_ring',
 ] as const;
 export type CbField = (typeof CB_FIELDS)[number];
 
@@ -122,6 +124,16 @@ export class ControlBlock {
   array(field: CbField): BigUint64Array {
     const { offset, words } = this.at(field);
     return this.words.subarray(offset / 8, offset / 8 + words);
+  }
+
+  /**
+   * The words of an array field as 32-bit halves (low half first), a live
+   * view: code addresses read as two halves make exact JavaScript numbers
+   * without a BigInt per word (the sampler reads thousands a second).
+   */
+  halves(field: CbField): Uint32Array {
+    const { offset, words } = this.at(field);
+    return new Uint32Array(this.words.buffer, this.words.byteOffset + offset, words * 2);
   }
 
   /** Address of a field's first word (for futex wake-ups). */
