@@ -11,6 +11,7 @@ import { basename } from 'node:path';
 import { firstLine, KjitError } from '../errors.js';
 import { type Context, LLVMError, Module, type Value } from '../native/llvm.js';
 import { REFERENCE_IMAGE, RUNTIME_IR } from '../paths.js';
+import { keepFramePointers } from './specialize.js';
 import { type ImageTables, readTables } from './tables.js';
 import { tagUnit } from './units.js';
 
@@ -163,6 +164,7 @@ export function loadImage(ctx: Context, spec: ImageSpec): Image {
     runtimeHash = createHash('sha256').update(runtimeBytes).digest('hex');
     const runtime = Module.parseBitcode(ctx, runtimeBytes, 'kjit-runtime');
     m.link(runtime);
+    keepFramePointers(m); /* the sampler walks frame pointers: foreign code too */
     const linked = m.verify();
     if (linked) throw new KjitError(`linking the kjit runtime into ${spec.path} failed: ${firstLine(linked)}`, 'rebuild the IR with `npm run setup`', 1);
     const tables = readTables(m);

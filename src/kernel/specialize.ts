@@ -38,6 +38,24 @@ export function setTarget(m: Module, t: TargetSpec): number {
   return n;
 }
 
+/**
+ * Keep the frame pointer in every function ("frame-pointer"="all"): the
+ * sampler walks call chains by frame pointers, and grace periods scan kernel
+ * stacks by them.  The reference kernel and the runtime are compiled with
+ * them; a foreign image compiled without them (clang's default at -O2) gets
+ * them here, before any mode compiles it.  Returns how many functions
+ * changed.
+ */
+export function keepFramePointers(m: Module): number {
+  let n = 0;
+  for (const fn of m.functions()) {
+    if (fn.isDeclaration() || fn.getStringAttribute('frame-pointer') === 'all') continue;
+    fn.setStringAttribute('frame-pointer', 'all');
+    n++;
+  }
+  return n;
+}
+
 /** LLVM's entry NOP length for a patchable function entry: room for one jmp rel32. */
 export const PATCHABLE_ENTRY_BYTES = 5;
 
