@@ -948,6 +948,15 @@ export function createRTDyldLayerFunctionAddress(): bigint {
   return llvmSymbolAddress('LLVMOrcCreateRTDyldObjectLinkingLayerWithMCJITMemoryManagerLikeCallbacks');
 }
 
+/** A sized symbol of code or data the JIT placed (LLJIT.symbols()). */
+export interface JitSymbol {
+  address: bigint;
+  size: number;
+  name: string;
+  /** Its section in the object (.text..., .data..., ...). */
+  section: string;
+}
+
 export class ResourceTracker {
   private _ref: Ref | null;
   constructor(
@@ -989,7 +998,7 @@ export class LLJIT {
    * (a fault, a perf map): not on the boot path.  An object added under a
    * tracker is forgotten when the tracker is removed (its code is gone). */
   private readonly objects = new Map<ResourceTracker | null, Uint8Array[]>();
-  private symbolTable: { address: bigint; size: number; name: string }[] | null = null;
+  private symbolTable: JitSymbol[] | null = null;
 
   private constructor(ref: Ref) {
     this._ref = ref;
@@ -1069,10 +1078,22 @@ export class LLJIT {
    * global symbols; a local one is placed relative to a global symbol of the
    * same section of the same object.
    */
-  symbols(): readonly { address: bigint; size: number; name: string }[] {
-    if (this.symbolTable) return this.symbolTable;
-    const table: { address: bigint; size: number; name: string }[] = [];
-    for (const object of [...this.objects.values()].flat()) {
+  symbols(): readonly JitSymbol[] {
+    this.symbolTable ??= this.symbolsOf([...this.objects.values()].flat());
+    return this.symbolTable;
+  }
+
+  /**
+   * The symbols of the objects added without a resource tracker (a boot
+   * image: they live as long as the JIT), by address; not cached.
+   */
+  baseSymbols(): readonly JitSymbol[] {
+    return this.symbolsOf(this.objects.get(null) ?? []);
+  }
+
+  private symbolsOf(objects: readonly Uint8Array[]): JitSymbol[] {
+    const table: JitSymbol[] = [];
+    for (const object of objects) {
       const syms = objectSymbols(object);
       const sectionBase = new Map<string, bigint>();
       for (const s of syms) {
@@ -1082,17 +1103,16 @@ export class LLJIT {
       }
       for (const s of syms) {
         const base = sectionBase.get(s.section);
-        if (s.size > 0 && base !== undefined) table.push({ address: base + BigInt(s.offset), size: s.size, name: s.name });
+        if (s.size > 0 && base !== undefined) table.push({ address: base + BigInt(s.offset), size: s.size, name: s.name, section: s.section });
       }
     }
     table.sort((x, y) => (x.address < y.address ? -1 : 1));
-    this.symbolTable = table;
     return table;
   }
 
   /** `name+0xoff` for an address inside a symbol of an added object, else null. */
   symbolize(address: bigint): string | null {
-    let best: { address: bigint; size: number; name: string } | null = null;
+    let best: JitSymbol | null = null;
     for (const s of this.symbols()) {
       if (s.address > address) break;
       best = s;
