@@ -63,4 +63,9 @@ export class CodeMap {
   get size(): number {
     return this.ranges.length;
   }
+
+  /** Every range, by address (read-only: for listings such as the perf map). */
+  list(): readonly CodeRange[] {
+    return this.ranges;
+  }
 }
