@@ -34,6 +34,18 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
     lines.push(`  per op      ${r.indirect_calls_per_op.toFixed(2)} indirect calls, ${r.sysctl_loads_per_op.toFixed(2)} sysctl loads (counting build)`);
   }
   lines.push(`  checksum    ${r.checksum}`);
+  const pr = r.profile;
+  if (pr) {
+    const throttled = pr.throttled.length ? `, throttled to ${pr.throttled.at(-1)!.to_hz} Hz (cost ${(pr.throttled.at(-1)!.share * 100).toFixed(1)}% of the kernel thread)` : '';
+    lines.push(
+      `  sampling    ${pr.samples} samples at ${pr.achieved_hz.toFixed(0)} Hz (asked ${pr.requested_hz}), ${pr.idle_skipped} idle ticks skipped, ${pr.dropped} dropped${throttled}; ` +
+        `${(pr.cost_share * 100).toFixed(2)}% of the kernel thread's CPU`,
+    );
+    if (pr.error) lines.push(`  sampling    ${pr.error}`);
+    lines.push(`  hot         ${pr.top.slice(0, 6).map((t) => `${t.function} ${t.self_pct.toFixed(1)}%`).join(', ')} (self)`);
+    const path = pr.hot_paths[0];
+    if (path) lines.push(`  hot path    ${path.chain.join(' > ')} ${path.pct.toFixed(1)}%`);
+  }
   for (const pt of r.rejit.patches) {
     lines.push(`  patch       ${pt.fn} from ${pt.file} at ${Number(pt.at_s.toFixed(2))} s: ${pt.functions.length} function(s) re-JITted (${pt.functions.join(', ')}), compiled in ${pt.compile_ms.toFixed(0)} ms, live in ${pt.apply_ms.toFixed(2)} ms`);
   }

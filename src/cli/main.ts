@@ -14,7 +14,8 @@ import { ROOT } from '../paths.js';
 import { type ImageSpec, REFERENCE } from '../kernel/image.js';
 import type { NicModel } from '../kernel/machine.js';
 import { MODES } from '../kernel/modes.js';
-import { type BootRequest, type ExecuteRequest, processStartNs, runKernel, type RunResult } from '../kernel/run.js';
+import { type BootRequest, type ExecuteRequest, processStartNs, runKernel, type RunResult, validateSampling } from '../kernel/run.js';
+import { SAMPLER_PARAMS } from '../sampler/sampler.js';
 import { parsePatchSpec } from '../rejit/patch.js';
 import { LLVMError } from '../native/llvm.js';
 import { ask, findInstance, listInstances } from '../control/client.js';
@@ -29,6 +30,7 @@ usage:
   kjit run   [--image FILE --init SYM --entry SYM] [--workload NAME] [--mode MODE]
              [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
              [--nic virtq|ring] [--sysctl NAME=VALUE]... [--patch F=FILE[@S]]... [--no-count] [--no-cache] [--report] [--log] [--json]
+             [--sample-hz H] [--sample-clock thread|timer] [--profile-out FILE.folded|FILE.pb.gz] [--perf-map]
   kjit serve [run flags without --patch] [--safe | --dry-run] [--flush-to FILE] [--flush-every S]
   kjit ps     [--json]
   kjit status [PID] [--json]
@@ -40,6 +42,7 @@ usage:
   kjit bench stress [--json] [--ops N] [--installs N] [--functions a,b] [--out FILE]
   kjit bench install [--json] [--runs N] [--seconds S] [--workload W] [--function F] [--install-gap-ms MS] [--out FILE]
   kjit bench control [--json] [--runs N] [--seconds S] [--workload W] [--out FILE]
+  kjit bench sampler [--json] [--runs N] [--seconds S] [--workload W] [--clock thread|timer] [--out FILE]
   kjit demo  boot the reference kernel in stock and boot modes and compare them
   kjit help
 
@@ -61,6 +64,12 @@ run:
   --report          print the boot report (what specialization changed and removed)
   --log             print the kernel log
   --json            one JSON object on stdout
+  --sample-hz H     sample the kernel H times a second (default ${SAMPLER_PARAMS.defaultHz}; 0 = off): flat profile,
+                    hot paths and the achieved rate in the summary and in the JSON's \`profile\`
+  --sample-clock C  what makes the ticks: thread (default: a clock thread signals the kernel thread)
+                    or timer (timer_create on the kernel thread: costlier here, see the README)
+  --profile-out F   write the sampled stacks: F.folded (collapsed, for flamegraph.pl/speedscope) or F.pb.gz (pprof)
+  --perf-map        write /tmp/perf-PID.map (code addresses -> names) for perf and similar tools
 
 serve (also kjit run --seconds 0): the kernel runs until SIGINT/SIGTERM (or --ops N / --seconds S),
   with a control socket for its owner: $XDG_RUNTIME_DIR/kjit/PID.sock, or /run/kjit/PID.sock as root
@@ -88,8 +97,18 @@ function bad(problem: string, fix: string): KjitError {
 type Options = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
 
 function parse(argv: string[], options: Options) {
+  /* `--flag -5`: a negative number is the flag's value (parseArgs would take it for a flag); it is checked like any other value */
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a.startsWith('--') && options[a.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else args.push(a);
+  }
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {
     throw bad((e as Error).message.replace(/\. To specify.*$/s, ''), 'see `kjit help`');
   }
@@ -143,9 +162,20 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     report: { type: 'boolean', default: false },
     log: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    'sample-hz': { type: 'string' },
+    'sample-clock': { type: 'string', default: 'thread' },
+    'profile-out': { type: 'string' },
+    'perf-map': { type: 'boolean', default: false },
   });
   if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
   const v = values as Record<string, string | boolean | string[] | undefined>;
+  const sampleHz = num(v['sample-hz'] as string | undefined, '--sample-hz', SAMPLER_PARAMS.defaultHz);
+  const profileOut = v['profile-out'] as string | undefined;
+  validateSampling({ sampleHz, ...(profileOut !== undefined ? { profileOut } : {}) }); /* before anything boots */
+  const sampleClock = v['sample-clock'] as string;
+  if (sampleClock !== 'thread' && sampleClock !== 'timer') {
+    throw bad(`unknown --sample-clock '${sampleClock}'`, 'use thread (a clock thread signals the kernel thread: cheaper) or timer (timer_create on the kernel thread)');
+  }
   let image: ImageSpec = REFERENCE;
   if (v.image !== undefined) {
     if (!v.entry) throw bad('--image needs --entry SYMBOL', 'name the function the runtime calls per operation');
@@ -194,6 +224,10 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     counting: !serving && v['no-count'] !== true,
     ...(v['no-cache'] === true ? { cache: false } : {}),
     clockStartNs,
+    sampleHz,
+    sampleClock,
+    ...(profileOut !== undefined ? { profileOut } : {}),
+    ...(v['perf-map'] === true ? { perfMap: true } : {}),
     ...(tty && !serving ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p)}`) } : {}),
   };
   const result: RunResult = serving
@@ -317,7 +351,10 @@ async function cmdBench(argv: string[]): Promise<number> {
   if (suite === 'install') return cmdBenchInstall(rest);
   if (suite === 'stress') return cmdBenchStress(rest);
   if (suite === 'control') return cmdBenchControl(rest);
-  if (suite !== 'boot') throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot`, `kjit bench install`, `kjit bench stress` or `kjit bench control`');
+  if (suite === 'sampler') return cmdBenchSampler(rest);
+  if (suite !== 'boot') {
+    throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot`, `kjit bench install`, `kjit bench stress`, `kjit bench control` or `kjit bench sampler`');
+  }
   const { values, positionals } = parse(rest, {
     json: { type: 'boolean', default: false },
     runs: { type: 'string' },
@@ -399,6 +436,31 @@ async function cmdBenchControl(argv: string[]): Promise<number> {
     runs: num(v.runs as string | undefined, '--runs', 5),
     seconds: positive(v.seconds as string | undefined, '--seconds', 2),
     workload: v.workload as string,
+    ...(v.out ? { out: v.out as string } : {}),
+  });
+}
+
+async function cmdBenchSampler(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    workload: { type: 'string', default: 'web' },
+    clock: { type: 'string', default: 'thread' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
+  const v = values as Record<string, string | boolean | undefined>;
+  if (v.clock !== 'thread' && v.clock !== 'timer') throw bad(`unknown --clock '${v.clock}'`, 'use thread (a clock thread signals the kernel) or timer (timer_create on the kernel thread)');
+  const runs = num(v.runs as string | undefined, '--runs', 5);
+  if (!(Number.isInteger(runs) && runs >= 1)) throw bad(`--runs ${runs} is not a run count`, 'pass an integer >= 1 (5 or more for a report)');
+  const { benchSampler } = await import('../../bench/sampler.js');
+  return benchSampler({
+    json: v.json === true,
+    runs,
+    seconds: positive(v.seconds as string | undefined, '--seconds', 2),
+    workload: v.workload as string,
+    clock: v.clock as 'thread' | 'timer',
     ...(v.out ? { out: v.out as string } : {}),
   });
 }

@@ -29,6 +29,13 @@ export interface InstanceOptions {
   concurrency: number;
   workloadArg: bigint;
   arenaBytes: number;
+  /** Sampling timer rate (Hz; 0 = off) and ring slots the kernel may fill (0 = all). */
+  sampleHz: number;
+  sampleRingSlots: number;
+  /** What makes the ticks: a clock thread (default) or a timer on the kernel thread (ir/runtime/sampler.c). */
+  sampleClock?: SampleClock;
+  /** Write /tmp/perf-PID.map (appendPerfMap). */
+  perfMap?: boolean;
   cpuFeatureBits: bigint;
   deviceIds: readonly number[];
   config: BootConfig;
@@ -45,12 +52,18 @@ export interface FaultReport {
 
 /**
  * perf's JIT interface: /tmp/perf-PID.map lists "START SIZE name" in hex, so
- * `perf report` names kernel functions (KJIT_PERF_MAP=1).
+ * `perf report` (and simpler tools) name kernel functions (--perf-map,
+ * KJIT_PERF_MAP=1).  Versions installed later are appended as they appear.
  */
-function writePerfMap(jit: LLJIT): void {
-  const lines = jit.symbols().map((s) => `${s.address.toString(16)} ${s.size.toString(16)} ${s.name}\n`);
+export function appendPerfMap(symbols: readonly { address: bigint; size: number; name: string }[]): void {
+  const lines = symbols.map((s) => `${s.address.toString(16)} ${s.size.toString(16)} ${s.name}\n`);
   appendFileSync(`/tmp/perf-${process.pid}.map`, lines.join(''));
 }
+
+/** Mirrors KJIT_SAMPLE_CLOCK_* (ir/runtime/kjit_cb.h). */
+export type SampleClock = 'thread' | 'timer';
+const SAMPLE_CLOCK_THREAD = 0;
+const SAMPLE_CLOCK_TIMER = 1;
 
 const SIGNALS: Record<number, string> = { 4: 'SIGILL', 7: 'SIGBUS', 8: 'SIGFPE', 11: 'SIGSEGV' };
 
@@ -97,6 +110,9 @@ export class KernelInstance {
       cb.set('rate_milli', BigInt(Math.round(opts.rate * 1000)));
       cb.set('concurrency', opts.concurrency);
       cb.set('workload_arg', opts.workloadArg);
+      cb.set('sample_hz', opts.sampleHz);
+      cb.set('sample_cap', opts.sampleRingSlots);
+      cb.set('sample_clock', opts.sampleClock === 'timer' ? SAMPLE_CLOCK_TIMER : SAMPLE_CLOCK_THREAD);
       cb.set('hw_cpu_features', opts.cpuFeatureBits);
       cb.set('hw_ndevices', opts.deviceIds.length);
       const devices = cb.array('hw_devices');
@@ -106,7 +122,7 @@ export class KernelInstance {
       for (const v of opts.config.values) {
         libc.writeI64(jit.lookup(v.sysctl.variable), v.value);
       }
-      if (process.env.KJIT_PERF_MAP) writePerfMap(jit);
+      if (opts.perfMap || process.env.KJIT_PERF_MAP) appendPerfMap(jit.symbols());
       return new KernelInstance(jit, cb, arena, jit.lookup('kjit_thread_main'), performance.now() - t0);
     } catch (e) {
       if (arena) libc.munmap(arena.addr, arena.bytes);

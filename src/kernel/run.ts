@@ -6,8 +6,8 @@
  * from here; the numbers are read from the kernel's control block, never
  * estimated.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 import { ExitCode, KjitError } from '../errors.js';
 import { KernelState } from '../native/control-block.js';
@@ -18,11 +18,16 @@ import { type BootConfig, parseBootParameters, resolveBootConfig } from './bootc
 import { buildKernelImage } from './build-ir.js';
 import { type CompiledImage, type CompileReport, compileCounting, compileImage } from './compile.js';
 import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
-import { type InstanceOptions, KernelInstance } from './instance.js';
+import { appendPerfMap, type InstanceOptions, KernelInstance, type SampleClock } from './instance.js';
 import { Installer } from '../rejit/installer.js';
 import { type AppliedPatch, applyPatch, type PatchSpec, revertPatch } from '../rejit/patch.js';
 import { cpuFeatureBits, hostMachine, NIC_DEVICES, type NicModel } from './machine.js';
 import { modeByName, type ModeSpec } from './modes.js';
+import { inlinedInto } from '../sampler/inline-map.js';
+import { profileFormatOf, toFolded, toPprof } from '../sampler/outputs.js';
+import { type Edge, type HotPath, PROFILE_PARAMS, type TopFunction } from '../sampler/profile.js';
+import { Sampler, SAMPLER_PARAMS, SamplingRun, type ThrottleEvent } from '../sampler/sampler.js';
+import { THROTTLE_PARAMS } from '../sampler/throttle.js';
 
 export interface Progress {
   elapsedS: number;
@@ -77,7 +82,44 @@ export interface RunResult {
   report: CompileReport;
   /** What was installed into the running kernel. */
   rejit: RejitSummary;
+  /** The sampled profile (absent when sampling was off). */
+  profile?: ProfileReport;
   log: string;
+}
+
+/**
+ * The sampled profile of a run (src/sampler).  samples: samples recorded
+ * (ticks that found the kernel busy and a free ring slot); dropped: lost to a
+ * full ring; achieved_hz: timer expirations delivered per second the timer
+ * was armed (idle ticks included: they are taken, then skipped).  Shares are
+ * percentages of `samples`; chains are root first.
+ */
+export interface ProfileReport {
+  samples: number;
+  dropped: number;
+  achieved_hz: number;
+  top: TopFunction[];
+  hot_paths: HotPath[];
+  requested_hz: number;
+  idle_skipped: number;
+  /** Expirations merged into a pending signal (lost ticks). */
+  overruns: number;
+  /** Chains longer than a ring slot holds (their outermost frames are missing). */
+  truncated_chains: number;
+  /** Ring slots that broke the ring's protocol (expected: 0). */
+  corrupt: number;
+  /** CPU cost of one sample (calibrated by the kernel thread) and its share of the kernel thread's CPU. */
+  cost_ns_per_sample: number;
+  cost_share: number;
+  /** Rate changes of the throttle (empty: never throttled). */
+  throttled: ThrottleEvent[];
+  edges: Edge[];
+  /** Self samples in code other than boot code, by version. */
+  versions: { function: string; version: string; samples: number }[];
+  /** For the top functions, the functions their boot code may contain inlined (not split out: no debug info). */
+  inlined: { function: string; may_contain: string[] }[];
+  /** Why sampling could not start, if it could not. */
+  error?: string;
 }
 
 /** Process start on CLOCK_MONOTONIC (Node's hrtime uses the same clock). */
@@ -160,7 +202,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Start the kernel, let it run (for `seconds` or to its op limit), stop and join it. */
 async function drive(
   instance: KernelInstance,
-  req: { seconds?: number; onProgress?: (p: Progress) => void; signal?: AbortSignal; onTick?: (elapsedS: number) => Promise<void> },
+  req: {
+    seconds?: number;
+    onProgress?: (p: Progress) => void;
+    signal?: AbortSignal;
+    onTick?: (elapsedS: number) => Promise<void>;
+  },
 ): Promise<void> {
   const cb = instance.cb;
   instance.start();
@@ -348,6 +395,18 @@ export interface ExecuteRequest {
   signal?: AbortSignal;
   /** Live patches to apply during the run (the image must be prepared with patchable entries). */
   patches?: readonly PatchSpec[];
+  /** Sample the kernel at this rate (Hz; 0 or absent: off). */
+  sampleHz?: number;
+  /** The throttle's limit: sampling may cost this share of the kernel thread's CPU (null: never throttle). */
+  sampleMaxShare?: number | null;
+  /** Ring slots the kernel may fill (tests of overflow; default all). */
+  sampleRingSlots?: number;
+  /** What makes the ticks (default: a clock thread; see ir/runtime/sampler.c). */
+  sampleClock?: SampleClock;
+  /** Write the sampled stacks here at the end: FILE.folded (collapsed stacks) or FILE.pb.gz (pprof). */
+  profileOut?: string;
+  /** Write /tmp/perf-PID.map: the boot image's symbols, then every version as it is installed. */
+  perfMap?: boolean;
   /**
    * The host's own services (kjit serve's control channel) see each kernel
    * the run boots (a fault in patched code boots another) from before it
@@ -365,6 +424,8 @@ export interface LiveRun {
   readonly instance: KernelInstance;
   /** Installs versions; null unless the image has patchable entries. */
   readonly installer: Installer | null;
+  /** The run's sampling (profile so far); null when sampling is off. */
+  readonly sampling: SamplingRun | null;
   /** Patches applied to this kernel, oldest first, reverted ones included. */
   readonly patches: readonly AppliedPatch[];
   /** The applied patches that are still live, oldest first. */
@@ -391,6 +452,26 @@ function validate(req: ExecuteRequest): void {
   if (!(req.rate >= 0 && Number.isFinite(req.rate))) {
     throw new KjitError(`--rate ${req.rate} is not a rate`, 'pass operations per second, e.g. --rate 20000');
   }
+  validateSampling(req);
+}
+
+/** --sample-hz and --profile-out (also checked by the CLI before it boots anything). */
+export function validateSampling(req: { sampleHz?: number; profileOut?: string }): void {
+  const hz = req.sampleHz ?? 0;
+  if (!(Number.isInteger(hz) && hz >= 0 && hz <= SAMPLER_PARAMS.maxHz)) {
+    throw new KjitError(
+      `--sample-hz ${hz} is out of range`,
+      `pass an integer from 1 to ${SAMPLER_PARAMS.maxHz} (${SAMPLER_PARAMS.defaultHz} by default), or 0 to turn sampling off`,
+    );
+  }
+  if (req.profileOut !== undefined) {
+    if (!profileFormatOf(req.profileOut)) {
+      throw new KjitError(`--profile-out ${req.profileOut} has an unknown extension`, 'name the file FILE.folded (collapsed stacks) or FILE.pb.gz (pprof)');
+    }
+    if (hz === 0) throw new KjitError('--profile-out needs sampling, and --sample-hz is 0', 'drop --sample-hz 0, or drop --profile-out');
+    const dir = dirname(req.profileOut);
+    if (!existsSync(dir)) throw new KjitError(`the directory of --profile-out ${req.profileOut} does not exist`, `create ${dir} first, or write the profile elsewhere`);
+  }
 }
 
 /** What KernelInstance.load needs for one run of a prepared image. */
@@ -405,6 +486,10 @@ export function instanceOptions(p: PreparedBoot, req: ExecuteRequest): { workloa
     concurrency: req.concurrency,
     workloadArg: req.workloadArg ?? 0n,
     arenaBytes: req.arenaBytes ?? DEFAULT_ARENA,
+    sampleHz: req.sampleHz ?? 0,
+    sampleRingSlots: req.sampleRingSlots ?? 0,
+    ...(req.sampleClock ? { sampleClock: req.sampleClock } : {}),
+    ...(req.perfMap ? { perfMap: true } : {}),
     cpuFeatureBits: p.facts.cpuFeatureBits,
     deviceIds: p.facts.deviceIds,
     config: p.config,
@@ -427,6 +512,7 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
   let m: Measured;
   let lastInstaller: Installer | null = null;
   let linkMs = 0;
+  const sampling = req.sampleHz ? new SamplingRun({ hz: req.sampleHz, maxShare: req.sampleMaxShare === undefined ? THROTTLE_PARAMS.maxCpuShare : req.sampleMaxShare }) : null;
   /* Segments: a fault in a patched version restarts the kernel (its state
    * may be inconsistent) without that patch, which is blacklisted. */
   for (;;) {
@@ -435,6 +521,26 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
     if (!restarts.length) linkMs = instance.linkMs;
     const installer = req.patches?.length || (req.attach && p.patchable) ? new Installer(instance, p) : null;
     lastInstaller = installer;
+    const firstOp = () => instance.cb.get('t_first_op_ns');
+    const sampler = sampling
+      ? new Sampler(instance, p, sampling, installer?.codeMap ?? null, () => earlier.seconds + (firstOp() ? Number(process.hrtime.bigint() - firstOp()) / 1e9 : 0))
+      : null;
+    /* freed code's addresses may be reused: attribute its samples first */
+    if (sampler) installer?.onFreed(() => sampler.drain());
+    /* versions join the perf map as they appear */
+    const mapped = new Set<number>();
+    const mapVersions = () => {
+      const fresh = installer!.codeMap.list().filter((r) => !mapped.has(r.version.id));
+      for (const r of fresh) mapped.add(r.version.id);
+      if (fresh.length) appendPerfMap(fresh.map((r) => ({ address: r.lo, size: Number(r.hi - r.lo), name: r.version.symbol })));
+    };
+    /* on a timer of its own: drive() awaits the host's work (a patch being applied) between its turns */
+    const poll = () => {
+      if (instance.isDisposed) return;
+      void sampler?.poll();
+      if (req.perfMap && installer) mapVersions();
+    };
+    const poller = sampler || req.perfMap ? setInterval(poll, SAMPLER_PARAMS.drainEveryMs) : null;
     /* patches applied to this kernel */
     const here: AppliedPatch[] = [];
     const apply = async (spec: PatchSpec, again: boolean) => {
@@ -449,6 +555,7 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       workload: workloadName,
       instance,
       installer,
+      sampling,
       patches: here,
       livePatches: () => here.filter((a) => !reverted.has(a.spec)),
       applyPatch: async (spec) => {
@@ -479,6 +586,9 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
         ...(req.signal ? { signal: req.signal } : {}),
         ...(installer ? { onTick: applyDue } : {}),
       });
+      clearInterval(poller ?? undefined);
+      poll();
+      sampler?.finish();
       const fault = instance.failure();
       const version = fault?.kind === 'fault' && fault.pc !== undefined && installer ? installer.codeMap.find(fault.pc) : null;
       const culprit = version ? here.find((a) => a.versions.includes(version)) : undefined;
@@ -509,6 +619,8 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       throw e;
     } finally {
       try {
+        clearInterval(poller ?? undefined);
+        sampler?.finish(); /* (if the run failed) its control block is about to go */
         await detach?.();
       } finally {
         await instance.dispose();
@@ -535,7 +647,7 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
   let perOp: { indirect: number; sysctl: number } | null = null;
   if (req.counting) {
     const countOps = req.countingOps ?? (req.ops !== undefined && req.ops < 20000n ? req.ops : 20000n);
-    const counter = KernelInstance.load(p.countingObjects(), { ...opts, opsLimit: countOps, rate: 0 });
+    const counter = KernelInstance.load(p.countingObjects(), { ...opts, opsLimit: countOps, rate: 0, sampleHz: 0 });
     try {
       await drive(counter, {});
       counter.checkHealthy('in the counting build');
@@ -545,6 +657,10 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       await counter.dispose();
     }
   }
+
+  const profile = sampling ? profileReport(p, sampling, Number(m.cpuNs)) : undefined;
+  /* the period of a sample is the rate achieved (the throttle may have cut the one asked) */
+  if (sampling && req.profileOut) writeProfile(req.profileOut, sampling, sampling.achievedHz() || req.sampleHz!);
 
   const r = p.compiled.report;
   return {
@@ -586,8 +702,43 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
     },
     report: r,
     rejit: rejitSummary(lastInstaller, applied, restarts),
+    ...(profile ? { profile } : {}),
     log: m.log,
   };
+}
+
+/** The run's profile as RunResult reports it. */
+function profileReport(p: PreparedBoot, s: SamplingRun, cpuNs: number): ProfileReport {
+  const summary = s.profile.summary();
+  const optimized = p.compiled.optimized;
+  const inlined = summary.top
+    .filter((t) => p.image.pristine.getFunction(t.function))
+    .map((t) => ({ function: t.function, may_contain: inlinedInto(p.image.pristine, optimized, t.function) }))
+    .filter((x) => x.may_contain.length > 0);
+  return {
+    samples: summary.samples,
+    dropped: s.dropped,
+    achieved_hz: s.achievedHz(),
+    top: summary.top,
+    hot_paths: summary.hot_paths,
+    requested_hz: s.options.hz,
+    idle_skipped: s.idle,
+    overruns: s.overruns,
+    truncated_chains: s.truncated,
+    corrupt: s.corrupt,
+    cost_ns_per_sample: s.costNs,
+    cost_share: cpuNs > 0 ? (s.ticks * s.costNs) / cpuNs : 0,
+    throttled: s.throttles,
+    edges: s.profile.edgeList(PROFILE_PARAMS.hotPaths * 2),
+    versions: s.profile.versions(),
+    inlined,
+    ...(s.error ? { error: `the sampling clock could not be armed (errno ${-s.error}): no samples` } : {}),
+  };
+}
+
+function writeProfile(file: string, s: SamplingRun, hz: number): void {
+  const stacks = s.profile.stacks();
+  writeFileSync(file, profileFormatOf(file) === 'folded' ? toFolded(stacks) : toPprof(stacks, { periodNs: 1e9 / hz }));
 }
 
 /** A restart of the kernel after a fault in patched code. */
