@@ -227,7 +227,10 @@ describe('a serving instance', () => {
       expect(s.pid).toBe(k.pid);
       expect(s.throughput.ops_per_sec_since_start).toBeGreaterThan(0);
       expect(s.idle_share.since_start).toBeGreaterThanOrEqual(0);
-      expect(s.hot_functions).toMatchObject({ available: false, functions: [] });
+      /* sampling is on by default: the live sampler's flat profile */
+      expect(s.hot_functions.available).toBe(true);
+      expect(s.hot_functions.functions.length).toBeGreaterThan(0);
+      for (const f of s.hot_functions.functions) expect(f.share).toBeGreaterThan(0);
       expect(s.versions).toMatchObject({ installs: 0, live: 0, list: [] });
       expect(s).toMatchObject({ safe: false, dry_run: false, patchable: true, rejit_mode: 'normal' });
       expect(s.memory.arena_bytes).toBe(256 << 20);

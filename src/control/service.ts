@@ -27,6 +27,8 @@ export const SERVICE_PARAMS = {
   sampleMs: 1000,
   /** Samples kept: enough to always have one at least sampleMs old. */
   samplesKept: 3,
+  /** Functions status lists as hot (by self samples since the kernel started). */
+  hotFunctions: 10,
 };
 
 export interface ServiceOptions {
@@ -270,6 +272,18 @@ export class ControlService implements RequestHandler {
     };
   }
 
+  /** The live sampler's flat profile (self samples since the run started), or why there is none. */
+  private hotFunctions(): StatusReport['hot_functions'] {
+    const sampling = this.run?.sampling ?? null;
+    if (!sampling) {
+      if (this.last) return this.last.hot_functions; /* the final figures of a kernel that stopped */
+      return { available: false, reason: this.run || this.phase === 'stopping' ? 'sampling is off (--sample-hz 0)' : 'the kernel is still booting', functions: [] };
+    }
+    const functions = sampling.hotFunctions(SERVICE_PARAMS.hotFunctions);
+    if (functions.length === 0) return { available: false, reason: 'no samples yet', functions: [] };
+    return { available: true, reason: `sampled at ${sampling.achievedHz().toFixed(0)} Hz: share of the samples since the kernel started`, functions };
+  }
+
   /** The fields that do not need a kernel. */
   private identity() {
     const server = this.server;
@@ -279,7 +293,7 @@ export class ControlService implements RequestHandler {
       workload: this.run?.workload ?? this.last?.workload ?? this.opts.workload,
       mode: this.opts.mode,
       uptime_s: process.uptime(),
-      hot_functions: { available: false, reason: 'sampling arrives with the sampler issue', functions: [] },
+      hot_functions: this.hotFunctions(),
       ...this.modeReport(),
       restarts: Math.max(0, this.attachments - 1),
       control: {
