@@ -140,6 +140,18 @@ describe('bad input', () => {
     expectCleanError(kjit('run', '--image', counter, '--init', 'init', '--entry', 'step', '--mode', 'turbo', '--ops', '10'), 2, /unknown mode 'turbo'/);
   });
 
+  it('a sampling rate out of range, a profile file of unknown kind', () => {
+    const run = ['run', '--image', counter, '--init', 'init', '--entry', 'step', '--ops', '10'];
+    expectCleanError(kjit(...run, '--sample-hz', '-5'), 2, /--sample-hz -5 is out of range/);
+    expectCleanError(kjit(...run, '--sample-hz', '1000000'), 2, /--sample-hz 1000000 is out of range/);
+    expectCleanError(kjit(...run, '--sample-hz', '99.5'), 2, /--sample-hz 99.5 is out of range/);
+    expectCleanError(kjit(...run, '--sample-hz', 'fast'), 2, /--sample-hz 'fast' is not a number/);
+    expectCleanError(kjit(...run, '--profile-out', join(dir, 'x.txt')), 2, /--profile-out .*x\.txt has an unknown extension — fix: name the file FILE\.folded .* or FILE\.pb\.gz/);
+    expectCleanError(kjit(...run, '--profile-out', join(dir, 'no', 'such', 'x.folded')), 2, /directory of --profile-out .* does not exist/);
+    expectCleanError(kjit(...run, '--sample-hz', '0', '--profile-out', join(dir, 'x.folded')), 2, /--profile-out needs sampling/);
+    expectCleanError(kjit('bench', 'sampler', '--runs', '0'), 2, /--runs 0 is not a run count/);
+  });
+
   it('an unknown command and an unknown flag', () => {
     expectCleanError(kjit('fly'), 2, /unknown command 'fly'/);
     expectCleanError(kjit('run', '--speed', '3'), 2, /--speed/);
