@@ -276,6 +276,20 @@ describe('patch sets', () => {
     }
   });
 
+  it('kjit run applies patches due at the same moment as one transition', async () => {
+    const r = spawnSync(
+      process.execPath,
+      [join(import.meta.dirname, '..', 'bin', 'kjit.js'), 'run', '--image', image().path, '--init', 'init', '--entry', 'entry', '--ops', '20000', '--concurrency', '1', '--seed', '1', '--no-count', '--json',
+        '--patch', `step=${stepFix().file}@0`, '--patch', `scale=${scaleFix().file}@0`],
+      { encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    /* odd and even were rebuilt once, carrying both patches */
+    expect(j.rejit.installs).toBe(4);
+    expect(j.checksum).toBe(await checksumOf('both'));
+  });
+
   it('refuses a second patch of a patched function, changing nothing', async () => {
     const { opts } = instanceOptions(p, run);
     const instance = KernelInstance.load(p.compiled.objects, opts);

@@ -56,8 +56,9 @@ run:
   --rate R          open loop at R operations/s (latency from scheduled arrival); default closed loop
   --concurrency N   closed loop: operations in flight (default 4)
   --sysctl N=V      boot parameter (repeatable), e.g. --sysctl kernel.audit=1
-  --patch F=FILE[@S] replace function F with the IR in FILE, S seconds into the run (repeatable);
-                    every caller boot inlined F into gets a patched version too
+  --patch F=FILE[@S] replace function F with FILE (.ll, .bc or .c), S seconds into the run (repeatable;
+                    patches due at the same S go live as one transition); every caller boot
+                    inlined F into gets a patched version too
   --nic MODEL       the machine's NIC: virtq (virtio-net, default) or ring (e1000)
   --no-count        skip the counting build (indirect calls and sysctl loads per operation)
   --no-cache        compile even if the compiled-object cache has this boot (KJIT_CACHE=0 too)

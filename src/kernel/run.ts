@@ -20,7 +20,7 @@ import { type CompiledImage, type CompileReport, compileCounting, compileImage }
 import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
 import { appendPerfMap, type InstanceOptions, KernelInstance, type SampleClock } from './instance.js';
 import { Installer } from '../rejit/installer.js';
-import { type AppliedPatch, applyPatch, type PatchSpec, revertPatch } from '../rejit/patch.js';
+import { type AppliedPatch, type PatchSpec, patchSet, revertPatch } from '../rejit/patch.js';
 import { cpuFeatureBits, hostMachine, NIC_DEVICES, type NicModel } from './machine.js';
 import { modeByName, type ModeSpec } from './modes.js';
 import { inlinedInto } from '../sampler/inline-map.js';
@@ -543,13 +543,15 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
     const poller = sampler || req.perfMap ? setInterval(poll, SAMPLER_PARAMS.drainEveryMs) : null;
     /* patches applied to this kernel */
     const here: AppliedPatch[] = [];
-    const apply = async (spec: PatchSpec, again: boolean) => {
+    /* patches given together (due at the same moment) go live as one transition */
+    const applySet = async (specs: readonly PatchSpec[], again: boolean) => {
       if (!installer) throw new Error('a patch for a kernel without an installer');
-      const a = await applyPatch(p, installer, spec);
-      if (!again) applied.push(a);
-      here.push(a);
-      return a;
+      const set = await patchSet(p, installer).apply(specs);
+      if (!again) applied.push(...set);
+      here.push(...set);
+      return set;
     };
+    const apply = async (spec: PatchSpec, again: boolean) => (await applySet([spec], again))[0]!;
     const detach = req.attach?.({
       prepared: p,
       workload: workloadName,
@@ -575,9 +577,14 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       /* after a restart, the patches that were live go live again at once */
       const again = restarts.length ? applied.filter((a) => !blacklisted.has(a.spec) && !reverted.has(a.spec)).map((a) => a.spec) : [];
       const applyDue = async (elapsedS: number) => {
-        while (installer && pending.length && pending[0]!.atSeconds <= earlier.seconds + elapsedS) await apply(pending.shift()!, false);
+        while (installer && pending.length && pending[0]!.atSeconds <= earlier.seconds + elapsedS) {
+          const at = pending[0]!.atSeconds;
+          const due = pending.filter((s) => s.atSeconds === at);
+          pending = pending.filter((s) => s.atSeconds !== at);
+          await applySet(due, false);
+        }
       };
-      for (const spec of again) await apply(spec, true);
+      if (again.length) await applySet(again, true);
       await applyDue(0);
       const seconds = req.seconds ? Math.max(0.001, req.seconds - earlier.seconds) : undefined;
       await drive(instance, {
