@@ -4,8 +4,6 @@
  * prints its problem and fix; anything else is reported as an internal error
  * (the stack only with KJIT_DEBUG=1).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -466,17 +464,6 @@ async function cmdBenchSampler(argv: string[]): Promise<number> {
   });
 }
 
-/** The demo's live patch (examples/patches/csum_fold_counted.c), compiled to IR. */
-function demoPatchFile(): string {
-  const dir = join(ROOT, 'build', 'demo');
-  mkdirSync(dir, { recursive: true });
-  const c = join(ROOT, 'examples', 'patches', 'csum_fold_counted.c');
-  const ll = join(dir, 'csum_fold_counted.ll');
-  const r = spawnSync('clang-19', ['-O2', '-Xclang', '-disable-llvm-passes', '-emit-llvm', '-S', c, '-o', ll], { encoding: 'utf8' });
-  if (r.status !== 0) throw new KjitError(`cannot compile the demo patch: ${r.stderr.trim()}`, 'install LLVM 19 with `npm run setup`', ExitCode.FAILURE);
-  return ll;
-}
-
 async function cmdDemo(clockStartNs: bigint): Promise<number> {
   process.stdout.write('kjit demo: the reference kernel, web workload: stock and boot 3 s each, then boot with a live re-JIT\n\n');
   const base = { image: REFERENCE, nic: 'virtq' as const, sysctls: [], workload: 'web', rate: 0, concurrency: 4, seed: 1n };
@@ -508,7 +495,7 @@ async function cmdDemo(clockStartNs: bigint): Promise<number> {
     seconds: 4,
     counting: false,
     patchable: true,
-    patches: [{ fn: 'csum_fold', file: demoPatchFile(), atSeconds: 0.5 }],
+    patches: [{ fn: 'csum_fold', file: join(ROOT, 'examples', 'patches', 'csum_fold_counted.c'), atSeconds: 0.5 }],
     clockStartNs: process.hrtime.bigint(),
   });
   process.stdout.write('boot, re-JITted live:\n');
