@@ -16,6 +16,7 @@ import { REFERENCE } from '../src/kernel/image.js';
 import { KernelInstance } from '../src/kernel/instance.js';
 import { execute, instanceOptions, latencyFromHistogram, prepareBoot, type PreparedBoot } from '../src/kernel/run.js';
 import { Installer } from '../src/rejit/installer.js';
+import type { CodeVersion } from '../src/rejit/versions.js';
 import { machineEnv } from './env.js';
 import { bootstrapRatio, ratioOfMedians, spread } from './stats.js';
 
@@ -45,6 +46,15 @@ function quantiles(xs: number[]): { p50: number; p99: number; p999: number; max:
   return { p50: q(0.5), p99: q(0.99), p999: q(0.999), max: s[s.length - 1]!, n: s.length };
 }
 
+/** One install cycle of a function: one version live, the other, then its own code again. */
+async function installCycle(installer: Installer, v1: CodeVersion, v2: CodeVersion): Promise<void> {
+  await installer.activate(v1);
+  await new Promise((r) => setImmediate(r));
+  await installer.activate(v2);
+  await new Promise((r) => setImmediate(r));
+  await installer.revert(v1.fn);
+}
+
 /** One open-loop run; with `installs`, the function is redirected continuously meanwhile. */
 async function latencyRun(p: PreparedBoot, o: BenchInstallOptions, rate: number, installs: boolean) {
   const { opts } = instanceOptions(p, { workload: o.workload, rate, concurrency: 4, seed: 1n, counting: false });
@@ -59,11 +69,7 @@ async function latencyRun(p: PreparedBoot, o: BenchInstallOptions, rate: number,
     const t0 = performance.now();
     while (performance.now() - t0 < o.seconds * 1000) {
       if (installs) {
-        await installer.activate(v1);
-        await new Promise((r) => setImmediate(r));
-        await installer.activate(v2);
-        await new Promise((r) => setImmediate(r));
-        await installer.revert(o.fn);
+        await installCycle(installer, v1, v2);
         cycles++;
       }
       await new Promise((r) => setTimeout(r, installs ? o.installGapMs : 20));
@@ -108,11 +114,7 @@ async function windowedRun(p: PreparedBoot, o: BenchInstallOptions, rate: number
       const end = performance.now() + windowMs;
       while (performance.now() < end) {
         if (installing) {
-          await installer.activate(v1);
-          await new Promise((r) => setImmediate(r));
-          await installer.activate(v2);
-          await new Promise((r) => setImmediate(r));
-          await installer.revert(o.fn);
+          await installCycle(installer, v1, v2);
           await new Promise((r) => setTimeout(r, o.installGapMs));
         } else {
           await new Promise((r) => setTimeout(r, Math.max(1, end - performance.now())));
