@@ -281,8 +281,10 @@ describe('patch sets', () => {
       process.execPath,
       [join(import.meta.dirname, '..', 'bin', 'kjit.js'), 'run', '--image', image().path, '--init', 'init', '--entry', 'entry', '--ops', '20000', '--concurrency', '1', '--seed', '1', '--no-count', '--json',
         '--patch', `step=${stepFix().file}@0`, '--patch', `scale=${scaleFix().file}@0`],
-      { encoding: 'utf8' },
+      /* a second or two of work: the command must not linger after it (an idle compile server holds nothing) */
+      { encoding: 'utf8', timeout: 20_000 },
     );
+    expect(r.signal, 'kjit run did not exit within 20 s').toBeNull();
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     /* odd and even were rebuilt once, carrying both patches */

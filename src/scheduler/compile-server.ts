@@ -98,13 +98,17 @@ export class CompileServer {
     if (!child) return;
     if (this.idle) clearTimeout(this.idle);
     this.idle = null;
+    /* the process, its IPC channel and its stderr pipe are each a handle of the loop */
+    const stderr = child.stderr as (NodeJS.ReadableStream & { ref?: () => void; unref?: () => void }) | null;
     if (busy) {
       child.ref();
       child.channel?.ref();
+      stderr?.ref?.();
       return;
     }
     child.unref();
     child.channel?.unref();
+    stderr?.unref?.();
     this.idle = setTimeout(() => this.close(), IDLE_MS);
     this.idle.unref();
   }
