@@ -154,6 +154,31 @@ export class KernelInstance {
     libc.futexWake(this.cb.addressOf('doorbell'), 1);
   }
 
+  /**
+   * A request to the kernel thread (the host -> kernel half of the control
+   * block's protocol): the caller has written the request's fields; this
+   * bumps `<kind>_request` (last, so the kernel sees the fields with it),
+   * rings the doorbell, and waits for `<kind>_done` to reach it (the kernel
+   * answers at its next quiescent point).  `spins` polls go by back to back
+   * first (a running kernel answers in microseconds), then it polls every
+   * millisecond.  `answered` is false if the kernel stopped running (or was
+   * disposed) or `timeoutMs` passed first.
+   */
+  async request(kind: 'grace' | 'poke' | 'shadow_free', timeoutMs: number, spins = 0): Promise<{ id: bigint; answered: boolean }> {
+    const cb = this.cb;
+    const id = cb.get(`${kind}_request`) + 1n;
+    cb.set(`${kind}_request`, id);
+    this.ringDoorbell();
+    const t0 = performance.now();
+    for (let n = 1; ; n++) {
+      if (this.disposed) return { id, answered: false };
+      if (cb.get(`${kind}_done`) >= id) return { id, answered: true };
+      const state = cb.getNumber('state');
+      if ((state !== KernelState.RUNNING && state !== KernelState.BOOTING) || performance.now() - t0 > timeoutMs) return { id, answered: false };
+      if (n > spins) await new Promise((r) => setTimeout(r, n > 2 * spins ? 1 : 0));
+    }
+  }
+
   private joining: Promise<void> | null = null;
 
   /** Wait for the kernel thread to return (one pthread_join, however many callers). */

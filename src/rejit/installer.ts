@@ -235,13 +235,7 @@ export class Installer {
     }
     cb.set('shadow_free_lo', lo);
     cb.set('shadow_free_hi', hi);
-    const request = cb.get('shadow_free_request') + 1n;
-    cb.set('shadow_free_request', request); /* last: the kernel reads lo/hi once it sees this */
-    this.instance.ringDoorbell();
-    const t0 = performance.now();
-    while (!this.instance.isDisposed && cb.get('shadow_free_done') < request && this.kernelRunning() && performance.now() - t0 < timeoutMs) {
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    await this.instance.request('shadow_free', timeoutMs);
   }
 
   /** Free a compiled version that never went live (a transition that was abandoned). */
@@ -305,15 +299,9 @@ export class Installer {
       hi[i] = v.address + BigInt(Math.max(1, v.size));
     });
     cb.set('grace_n', batch.length);
-    const request = cb.get('grace_request') + 1n;
-    cb.set('grace_request', request); /* after the ranges: the kernel reads them once it sees this */
-    this.instance.ringDoorbell();
-    const t0 = performance.now();
     const started = performance.now();
-    while (cb.get('grace_done') < request && this.kernelRunning()) {
-      if (performance.now() - t0 > timeoutMs) return 0;
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    const { answered } = await this.instance.request('grace', timeoutMs);
+    if (!answered && this.kernelRunning()) return 0; /* still retired: tried again later */
     this.graceMs.push(performance.now() - started);
     for (const v of batch) this.free(v);
     return batch.length;

@@ -136,30 +136,19 @@ export class Redirector {
       next[i] = p.next;
     });
     cb.set('poke_n', pokes.length);
-    const request = cb.get('poke_request') + 1n;
-    cb.set('poke_request', request); /* last: the kernel reads the fields once it sees this */
-    this.instance.ringDoorbell();
-    const t0 = performance.now();
-    let spins = 0;
-    let withdrawn = false;
-    while (cb.get('poke_done') < request) {
-      if (cb.getNumber('state') !== KernelState.RUNNING || performance.now() - t0 > waitMs) {
-        /* withdraw: make the request's old bytes impossible to match */
-        old[0] = 0xffffffffffn;
-        withdrawn = true;
-        if (cb.get('poke_done') >= request) break; /* it got there after all */
-        return false;
-      }
-      /* a running kernel reaches a quiescent point within microseconds (tens
-       * when it has to wake from idle): spin ~100 us, then poll every ms so
-       * the host does not take the CPU the kernel needs */
-      if (++spins > 200) await new Promise((r) => setTimeout(r, spins > 400 ? 1 : 0));
+    /* a running kernel answers within microseconds (tens when it has to wake
+     * from idle): ~200 polls back to back, then polls that leave the CPU to it */
+    const { id, answered } = await this.instance.request('poke', waitMs, 200);
+    if (!answered) {
+      /* withdraw: make the request's old bytes impossible to match */
+      old[0] = 0xffffffffffn;
+      if (cb.get('poke_done') < id) return false; /* it never got there */
     }
     const rc = Number(BigInt.asIntN(64, cb.get('poke_result')));
     /* Refused: because of our withdrawal (the host takes over), or because the
      * bytes are already the new ones (a request seen twice): judge by the bytes. */
     if (rc !== 0 && !pokes.every((p) => (readU64(p.site) & 0xffffffffffn) === p.next)) {
-      if (withdrawn && rc === -116 /* ESTALE */) return false;
+      if (!answered && rc === -116 /* ESTALE */) return false;
       throw new RedirectError(`rewriting ${pokes.map((p) => `0x${p.site.toString(16)}`).join(', ')}`, -rc);
     }
     this.counts.kernel += pokes.length;
