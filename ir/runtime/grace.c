@@ -78,9 +78,6 @@ static int stack_uses(uint64_t rbp, uint64_t first_ret, uint64_t lo, uint64_t hi
 
 /* At a quiescent point of the kernel thread: answer a pending request. */
 void kjit_grace_poll(void) {
-  kjit_sampler_poll(); /* a new sampling rate (the host's throttle) */
-  kjit_poke_poll(); /* a posted redirect first: then grace sees the new entry */
-  kjit_shadow_poll();
   uint64_t req = __atomic_load_n(&kjit_cb.grace_request[0], __ATOMIC_ACQUIRE);
   if (req == kjit_cb.grace_done[0]) return;
   uint64_t n = LOAD(grace_n);

@@ -156,11 +156,13 @@ int kjit_stop_requested(void) { return LOAD(stop) != 0; }
 
 /* ---- idle ----------------------------------------------------------------- */
 
+static void host_requests(void);
+
 void kjit_idle_until(uint64_t deadline_ns) {
   uint32_t *word = (uint32_t *)&kjit_cb.doorbell[0];
   uint32_t seen = __atomic_load_n(word, __ATOMIC_ACQUIRE);
   if (LOAD(stop)) return;
-  kjit_grace_poll(); /* no task runs while the kernel idles */
+  host_requests(); /* no task runs while the kernel idles */
   uint64_t t0 = kjit_now_ns();
   if (deadline_ns && deadline_ns <= t0) return;
   struct timespec ts, *tsp = NULL;
@@ -193,10 +195,20 @@ void kjit_task_register(uint32_t task) {
   if (task + 1 > kjit_cb.ntasks[0]) STORE(ntasks, task + 1);
 }
 
+/* At a quiescent point (no task is inside kernel code that might be
+ * replaced): carry out what the host asked for, each a load and a compare
+ * when nothing is pending. */
+static void host_requests(void) {
+  kjit_sampler_poll(); /* a new sampling rate (the host's throttle) */
+  kjit_poke_poll();    /* a posted redirect first: then grace sees the new entry */
+  kjit_shadow_poll();
+  kjit_grace_poll();
+}
+
 void kjit_quiescent(uint32_t task) {
   if (task < KJIT_MAX_TASKS)
     __atomic_store_n(&kjit_cb.qs[task], kjit_cb.qs[task] + 1, __ATOMIC_RELEASE);
-  kjit_grace_poll();
+  host_requests();
 }
 
 /* ---- memory, machine, log ------------------------------------------------ */
@@ -332,7 +344,7 @@ void kjit_select_alternatives(void) {
 
 static void entry_loop(void) {
   for (;;) {
-    kjit_grace_poll(); /* between operations no image code is running */
+    host_requests(); /* between operations no image code is running */
     uint64_t arrival;
     int64_t i = kjit_op_next(&arrival);
     if (i == KJIT_OP_DONE) return;
