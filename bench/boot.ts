@@ -10,7 +10,6 @@
  * process.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ExitCode, KjitError } from '../src/errors.js';
@@ -18,7 +17,7 @@ import { REFERENCE } from '../src/kernel/image.js';
 import { ABLATIONS, RUN_MODES } from '../src/kernel/modes.js';
 import { execute, type PreparedBoot, prepareBoot } from '../src/kernel/run.js';
 import { ROOT } from '../src/paths.js';
-import { machineEnv } from './env.js';
+import { emitReport, machineEnv } from './env.js';
 import { geomean, ratioOfMedians, spread } from './stats.js';
 
 export interface BenchBootOptions {
@@ -162,10 +161,7 @@ export async function benchBoot(opts: BenchBootOptions): Promise<number> {
       },
       modes: Object.fromEntries(modes.map((m) => [m, prepared.get(m)!.mode.summary])),
     };
-    const text = `${JSON.stringify(report, null, 2)}\n`;
-    if (opts.out) writeFileSync(opts.out, text);
-    if (opts.json) process.stdout.write(text);
-    else process.stdout.write(formatTable(report.rows, geo, report.boot_to_first_op_ms, checksumsAgree));
+    emitReport(report, opts, () => formatTable(report.rows, geo, report.boot_to_first_op_ms, checksumsAgree));
     return checksumsAgree ? ExitCode.OK : ExitCode.FAILURE;
   } finally {
     for (const p of prepared.values()) p.dispose();

@@ -11,7 +11,7 @@
  * bounds it from the other side.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,7 +20,7 @@ import type { StatusReport } from '../src/control/service.js';
 import { ExitCode, KjitError } from '../src/errors.js';
 import type { RunResult } from '../src/kernel/run.js';
 import { ROOT } from '../src/paths.js';
-import { machineEnv } from './env.js';
+import { emitReport, machineEnv } from './env.js';
 import { ratioOfMedians, spread } from './stats.js';
 
 export interface BenchControlOptions {
@@ -131,21 +131,16 @@ export async function benchControl(o: BenchControlOptions): Promise<number> {
         server_core_share_percent: statusN ? (statusMs / statusN) * POLL_HZ / 10 : null,
       },
     };
-    const text = `${JSON.stringify(report, null, 2)}\n`;
-    if (o.out) writeFileSync(o.out, text);
-    if (o.json) process.stdout.write(text);
-    else {
+    emitReport(report, o, () => {
       const t = report.throughput;
       const s = report.status_requests;
-      process.stdout.write(
-        [
-          `throughput (${o.workload}): ${t.ops_per_sec_quiet.median.toFixed(0)} ops/s without a client, ${t.ops_per_sec_polled.median.toFixed(0)} ops/s polled at ${s.achieved_hz.toFixed(1)} Hz`,
-          `cost of polling status: ${t.cost_percent.toFixed(2)}% [${t.cost_ci95_percent[0].toFixed(2)}%, ${t.cost_ci95_percent[1].toFixed(2)}%] (ratio ${t.ratio.toFixed(4)}, 95% CI)`,
-          `the instance spent ${s.server_ms_mean === null ? '-' : (s.server_ms_mean * 1000).toFixed(0)} us per status request (${s.server_core_share_percent === null ? '-' : s.server_core_share_percent.toFixed(3)}% of a core)`,
-          '',
-        ].join('\n'),
-      );
-    }
+      return [
+        `throughput (${o.workload}): ${t.ops_per_sec_quiet.median.toFixed(0)} ops/s without a client, ${t.ops_per_sec_polled.median.toFixed(0)} ops/s polled at ${s.achieved_hz.toFixed(1)} Hz`,
+        `cost of polling status: ${t.cost_percent.toFixed(2)}% [${t.cost_ci95_percent[0].toFixed(2)}%, ${t.cost_ci95_percent[1].toFixed(2)}%] (ratio ${t.ratio.toFixed(4)}, 95% CI)`,
+        `the instance spent ${s.server_ms_mean === null ? '-' : (s.server_ms_mean * 1000).toFixed(0)} us per status request (${s.server_core_share_percent === null ? '-' : s.server_core_share_percent.toFixed(3)}% of a core)`,
+        '',
+      ].join('\n');
+    });
     return ExitCode.OK;
   } finally {
     rmSync(runtime, { recursive: true, force: true });

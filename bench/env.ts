@@ -4,6 +4,7 @@
  * it, the commit, and that the kernel thread is not pinned.
  */
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 
 import { hostCPUName } from '../src/native/llvm.js';
@@ -27,4 +28,11 @@ export function machineEnv() {
     kernel: release(),
     cpu_pinning: 'none (kernel thread scheduled by Linux)',
   };
+}
+
+/** A report as every benchmark gives it: JSON to `out` if asked, then JSON or the readable lines on stdout. */
+export function emitReport(report: object, o: { json: boolean; out?: string | undefined }, readable: () => string): void {
+  const text = `${JSON.stringify(report, null, 2)}\n`;
+  if (o.out) writeFileSync(o.out, text);
+  process.stdout.write(o.json ? text : readable());
 }

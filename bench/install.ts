@@ -9,7 +9,6 @@
  *   (c) install latency (a compiled version, request to live) and grace
  *       period length (revert to freed) distributions.
  */
-import { writeFileSync } from 'node:fs';
 
 import { ExitCode, KjitError } from '../src/errors.js';
 import { REFERENCE } from '../src/kernel/image.js';
@@ -17,7 +16,7 @@ import { KernelInstance } from '../src/kernel/instance.js';
 import { execute, instanceOptions, latencyFromHistogram, prepareBoot, type PreparedBoot } from '../src/kernel/run.js';
 import { Installer } from '../src/rejit/installer.js';
 import type { CodeVersion } from '../src/rejit/versions.js';
-import { machineEnv } from './env.js';
+import { emitReport, machineEnv } from './env.js';
 import { bootstrapRatio, ratioOfMedians, spread } from './stats.js';
 
 /** A tail quantile of every request of a set of runs (their histograms summed). */
@@ -250,24 +249,19 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
       install_ms: quantiles(installMs),
       grace_ms: quantiles(installer.graceMs),
     };
-    const text = `${JSON.stringify(report, null, 2)}\n`;
-    if (o.out) writeFileSync(o.out, text);
-    if (o.json) process.stdout.write(text);
-    else {
+    emitReport(report, o, () => {
       const b = report.baseline;
       const l = report.latency;
-      process.stdout.write(
-        [
-          `baseline cost of patchable entries (${o.workload}): throughput ratio ${b.ratio.toFixed(4)} [${b.ratio_ci95[0].toFixed(4)}, ${b.ratio_ci95[1].toFixed(4)}] (${b.cost_percent.toFixed(2)}%)`,
-          `latency at ${rate} ops/s: p99.9 ${l.p999_us_no_installs.median.toFixed(1)} us without installs, ${l.p999_us_installing.median.toFixed(1)} us while installing (ratio of medians ${l.p999_ratio.ratio.toFixed(3)} [${l.p999_ratio.ci95[0].toFixed(3)}, ${l.p999_ratio.ci95[1].toFixed(3)}]); ${cycles} install cycles, ${traps} int3 traps`,
-          `  alternated ${windowMs} ms windows within runs: p99.9 ${l.windowed_p999_us_no_installs.toFixed(1)} us quiet vs ${l.windowed_p999_us_installing.toFixed(1)} us installing (ratio ${l.windowed_p999_ratio.ratio.toFixed(3)} [${l.windowed_p999_ratio.ci95[0].toFixed(3)}, ${l.windowed_p999_ratio.ci95[1].toFixed(3)}]); p99 ratio ${l.windowed_p99_ratio.ratio.toFixed(3)} [${l.windowed_p99_ratio.ci95[0].toFixed(3)}, ${l.windowed_p99_ratio.ci95[1].toFixed(3)}]`,
-          `  all requests pooled: p99.9 ${l.pooled_p999_us_no_installs.toFixed(1)} us vs ${l.pooled_p999_us_installing.toFixed(1)} us (ratio ${l.pooled_p999_ratio.ratio.toFixed(3)} [${l.pooled_p999_ratio.ci95[0].toFixed(3)}, ${l.pooled_p999_ratio.ci95[1].toFixed(3)}]); p99 ratio ${l.pooled_p99_ratio.ratio.toFixed(3)} [${l.pooled_p99_ratio.ci95[0].toFixed(3)}, ${l.pooled_p99_ratio.ci95[1].toFixed(3)}]`,
-          `install (compiled version to live): p50 ${report.install_ms.p50.toFixed(3)} ms, p99 ${report.install_ms.p99.toFixed(3)} ms`,
-          `grace period (revert to freed): p50 ${report.grace_ms.p50.toFixed(3)} ms, max ${report.grace_ms.max.toFixed(3)} ms`,
-          '',
-        ].join('\n'),
-      );
-    }
+      return [
+        `baseline cost of patchable entries (${o.workload}): throughput ratio ${b.ratio.toFixed(4)} [${b.ratio_ci95[0].toFixed(4)}, ${b.ratio_ci95[1].toFixed(4)}] (${b.cost_percent.toFixed(2)}%)`,
+        `latency at ${rate} ops/s: p99.9 ${l.p999_us_no_installs.median.toFixed(1)} us without installs, ${l.p999_us_installing.median.toFixed(1)} us while installing (ratio of medians ${l.p999_ratio.ratio.toFixed(3)} [${l.p999_ratio.ci95[0].toFixed(3)}, ${l.p999_ratio.ci95[1].toFixed(3)}]); ${cycles} install cycles, ${traps} int3 traps`,
+        `  alternated ${windowMs} ms windows within runs: p99.9 ${l.windowed_p999_us_no_installs.toFixed(1)} us quiet vs ${l.windowed_p999_us_installing.toFixed(1)} us installing (ratio ${l.windowed_p999_ratio.ratio.toFixed(3)} [${l.windowed_p999_ratio.ci95[0].toFixed(3)}, ${l.windowed_p999_ratio.ci95[1].toFixed(3)}]); p99 ratio ${l.windowed_p99_ratio.ratio.toFixed(3)} [${l.windowed_p99_ratio.ci95[0].toFixed(3)}, ${l.windowed_p99_ratio.ci95[1].toFixed(3)}]`,
+        `  all requests pooled: p99.9 ${l.pooled_p999_us_no_installs.toFixed(1)} us vs ${l.pooled_p999_us_installing.toFixed(1)} us (ratio ${l.pooled_p999_ratio.ratio.toFixed(3)} [${l.pooled_p999_ratio.ci95[0].toFixed(3)}, ${l.pooled_p999_ratio.ci95[1].toFixed(3)}]); p99 ratio ${l.pooled_p99_ratio.ratio.toFixed(3)} [${l.pooled_p99_ratio.ci95[0].toFixed(3)}, ${l.pooled_p99_ratio.ci95[1].toFixed(3)}]`,
+        `install (compiled version to live): p50 ${report.install_ms.p50.toFixed(3)} ms, p99 ${report.install_ms.p99.toFixed(3)} ms`,
+        `grace period (revert to freed): p50 ${report.grace_ms.p50.toFixed(3)} ms, max ${report.grace_ms.max.toFixed(3)} ms`,
+        '',
+      ].join('\n');
+    });
     return ExitCode.OK;
   } finally {
     plain.dispose();

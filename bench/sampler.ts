@@ -11,13 +11,12 @@
  * as in `kjit run`, so the cost of draining is in the numbers (on the
  * host's thread, not the kernel's).
  */
-import { writeFileSync } from 'node:fs';
 
 import { ExitCode, KjitError } from '../src/errors.js';
 import { REFERENCE } from '../src/kernel/image.js';
 import type { SampleClock } from '../src/kernel/instance.js';
 import { execute, prepareBoot } from '../src/kernel/run.js';
-import { machineEnv } from './env.js';
+import { emitReport, machineEnv } from './env.js';
 import { ratioOfMedians, spread } from './stats.js';
 
 export interface BenchSamplerOptions {
@@ -112,10 +111,7 @@ export async function benchSampler(o: BenchSamplerOptions): Promise<number> {
       rows,
       overhead_at_1khz: rows.find((r) => r.hz === 997)!.overhead,
     };
-    const text = `${JSON.stringify(report, null, 2)}\n`;
-    if (o.out) writeFileSync(o.out, text);
-    if (o.json) process.stdout.write(text);
-    else process.stdout.write(formatTable(rows, o));
+    emitReport(report, o, () => formatTable(rows, o));
     return ExitCode.OK;
   } finally {
     p.dispose();

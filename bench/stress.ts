@@ -16,7 +16,7 @@
  * objects: its young generation grows as objects survive scavenges, up to a
  * cap, and is never given back (bin/kjit.js keeps it at 1 MB semi-spaces).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -29,7 +29,7 @@ import { trimHeap } from '../src/native/libc.js';
 import { Installer } from '../src/rejit/installer.js';
 import { type PatchSpec, patchSet } from '../src/rejit/patch.js';
 import { ROOT } from '../src/paths.js';
-import { machineEnv } from './env.js';
+import { emitReport, machineEnv } from './env.js';
 
 export interface BenchStressOptions {
   json: boolean;
@@ -177,20 +177,18 @@ export async function benchStress(o: BenchStressOptions): Promise<number> {
         growth <= 5 * MB &&
         installerTotals.installs + installerTotals.reverts >= o.installs,
     };
-    const text = `${JSON.stringify(report, null, 2)}\n`;
-    if (o.out) writeFileSync(o.out, text);
-    if (o.json) process.stdout.write(text);
-    else {
-      process.stdout.write(
+    emitReport(
+      report,
+      o,
+      () =>
         `${report.install_and_revert_operations} installs+reverts of ${o.functions.join(', ')} and ${report.patch_revert_cycles} patch/revert cycles of csum_fold ` +
           `(${report.versions_compiled} versions compiled, ${report.versions_freed} freed after grace) during ${report.ops} ops of web in ${seconds.toFixed(1)} s\n` +
           `checksum ${checksum} ${report.checksum_ok ? '= undisturbed run' : `!= undisturbed ${undisturbed.checksum}`}\n` +
           `resident memory ${report.rss_before_mb.toFixed(1)} -> ${report.rss_after_mb.toFixed(1)} MB (${signed(report.rss_growth_mb)} MB): ` +
           `native ${signed(report.native_growth_mb)}, live JS objects ${signed(report.v8_live_growth_mb)}, ` +
           `capacity V8 keeps ${signed(report.v8_capacity_growth_mb)} (young generation ${report.v8_young_generation_mb.before} -> ${report.v8_young_generation_mb.after} MB)\n` +
-          `kept by kjit (native + live JS): ${signed(report.kept_growth_mb)} MB (limit +5 MB, for it and for resident memory)\n`,
-      );
-    }
+          `kept by kjit (native + live JS): ${signed(report.kept_growth_mb)} MB (limit +5 MB, for it and for resident memory)\n`
+    );
     if (report.entry_changes < o.installs) {
       throw new KjitError(`only ${report.entry_changes} installs and reverts happened before the run ended`, 'raise --ops', ExitCode.FAILURE);
     }
