@@ -59,19 +59,25 @@ beforeAll(async () => {
 });
 afterAll(() => p?.dispose());
 
-async function patchedRun(file: string, fn = 'step') {
-  const { opts } = instanceOptions(p, run);
-  const instance = KernelInstance.load(p.compiled.objects, opts);
+/** A kernel of the test program with an installer, for `body`; disposed after it. */
+async function withKernel<T>(opts: typeof run, body: (k: { instance: KernelInstance; installer: Installer }) => Promise<T>): Promise<T> {
+  const instance = KernelInstance.load(p.compiled.objects, instanceOptions(p, opts).opts);
   const installer = new Installer(instance, p);
   try {
+    return await body({ instance, installer });
+  } finally {
+    await instance.dispose();
+  }
+}
+
+async function patchedRun(file: string, fn = 'step') {
+  return withKernel(run, async ({ instance, installer }) => {
     const applied = await applyPatch(p, installer, { fn, file, atSeconds: 0 });
     instance.start();
     await instance.join();
     instance.checkHealthy('with the patch');
     return { applied, checksum: instance.cb.get('checksum'), installer };
-  } finally {
-    await instance.dispose();
-  }
+  });
 }
 
 describe('live patches', () => {
@@ -100,10 +106,7 @@ describe('live patches', () => {
   it('reverts: the original code runs again', async () => {
     const patch = join(dir, 'step2.ll');
     writeFileSync(patch, 'define i64 @step(i64 %x) {\n  ret i64 %x\n}\n');
-    const { opts } = instanceOptions(p, run);
-    const instance = KernelInstance.load(p.compiled.objects, opts);
-    const installer = new Installer(instance, p);
-    try {
+    await withKernel(run, async ({ instance, installer }) => {
       const applied = await applyPatch(p, installer, { fn: 'step', file: patch, atSeconds: 0 });
       await revertPatch(installer, applied);
       for (const fn of ['step', 'odd', 'even']) expect(installer.entryTarget(fn)).toBeNull();
@@ -111,24 +114,17 @@ describe('live patches', () => {
       await instance.join();
       const original = await execute(p, run);
       expect(`0x${instance.cb.get('checksum').toString(16).padStart(16, '0')}`).toBe(original.checksum);
-    } finally {
-      await instance.dispose();
-    }
+    });
   });
 
   const refused = async (source: string, fn: string, message: RegExp) => {
     const file = join(dir, `bad-${Math.random().toString(36).slice(2)}.ll`);
     writeFileSync(file, source);
-    const { opts } = instanceOptions(p, run);
-    const instance = KernelInstance.load(p.compiled.objects, opts);
-    const installer = new Installer(instance, p);
-    try {
+    await withKernel(run, async ({ instance, installer }) => {
       await expect(applyPatch(p, installer, { fn, file, atSeconds: 0 })).rejects.toThrow(message);
       expect(installer.entryTarget('step')).toBeNull(); /* nothing changed */
       expect(installer.summary().installs).toBe(0);
-    } finally {
-      await instance.dispose();
-    }
+    });
   };
 
   it('refuses a patch that does not parse', () => refused('define i64 @step(i64 %x) {\n  ret i64 %y\n', 'step', /not valid LLVM IR/));
@@ -209,10 +205,7 @@ describe('patch sets', () => {
   it('applies two patches as one transition, and stacks them in a function both were inlined into', async () => {
     /* a running kernel: the four entries change in one request, at one quiescent point */
     {
-      const { opts } = instanceOptions(p, { ...run, ops: 0n });
-      const instance = KernelInstance.load(p.compiled.objects, opts);
-      const installer = new Installer(instance, p);
-      try {
+      await withKernel({ ...run, ops: 0n }, async ({ instance, installer }) => {
         instance.start();
         while (instance.cb.get('ops_done') < 100n) await new Promise((r) => setTimeout(r, 1));
         const requests = instance.cb.get('poke_request');
@@ -230,15 +223,10 @@ describe('patch sets', () => {
         instance.requestStop();
         await instance.join();
         instance.checkHealthy('with two patches');
-      } finally {
-        await instance.dispose();
-      }
+      });
     }
     /* the same set before the first operation: the results of the program with both fixes in C */
-    const { opts } = instanceOptions(p, run);
-    const instance = KernelInstance.load(p.compiled.objects, opts);
-    const installer = new Installer(instance, p);
-    try {
+    await withKernel(run, async ({ instance, installer }) => {
       await patchSet(p, installer).apply([stepFix(), scaleFix()]);
       instance.start();
       await instance.join();
@@ -246,16 +234,11 @@ describe('patch sets', () => {
       expect(hex(instance.cb.get('checksum'))).toBe(await checksumOf('both'));
       /* the patch's state counted every call that went through the patched code */
       expect(readU64(instance.jit.lookup('scale.kjit.state.calls'))).toBe(20_000n);
-    } finally {
-      await instance.dispose();
-    }
+    });
   });
 
   it('applies patches one after another; reverting one rebuilds the callers with the other alone, keeping its state', async () => {
-    const { opts } = instanceOptions(p, run);
-    const instance = KernelInstance.load(p.compiled.objects, opts);
-    const installer = new Installer(instance, p);
-    try {
+    await withKernel(run, async ({ instance, installer }) => {
       const set = patchSet(p, installer);
       const [b] = await set.apply([scaleFix()]);
       const [a] = await set.apply([stepFix()]);
@@ -271,9 +254,7 @@ describe('patch sets', () => {
       expect(hex(instance.cb.get('checksum'))).toBe(await checksumOf('scaled'));
       /* one state, linked by every version: all calls were counted in it */
       expect(readU64(instance.jit.lookup('scale.kjit.state.calls'))).toBe(20_000n);
-    } finally {
-      await instance.dispose();
-    }
+    });
   });
 
   it('kjit run applies patches due at the same moment as one transition', async () => {
@@ -293,19 +274,14 @@ describe('patch sets', () => {
   });
 
   it('refuses a second patch of a patched function, changing nothing', async () => {
-    const { opts } = instanceOptions(p, run);
-    const instance = KernelInstance.load(p.compiled.objects, opts);
-    const installer = new Installer(instance, p);
-    try {
+    await withKernel(run, async ({ instance, installer }) => {
       const set = patchSet(p, installer);
       await set.apply([stepFix()]);
       const before = installer.summary().installs;
       await expect(set.apply([scaleFix(), stepFix()])).rejects.toThrow(/step is already patched/);
       expect(installer.summary().installs).toBe(before);
       expect(installer.entryTarget('scale')).toBeNull();
-    } finally {
-      await instance.dispose();
-    }
+    });
   });
 });
 
@@ -326,10 +302,7 @@ uint64_t scale(uint64_t x) {
 }
 `,
     );
-    const { opts } = instanceOptions(p, run);
-    const instance = KernelInstance.load(p.compiled.objects, opts);
-    const installer = new Installer(instance, p);
-    try {
+    await withKernel(run, async ({ instance, installer }) => {
       const set = patchSet(p, installer);
       const [applied] = await set.apply([{ fn: 'scale', file, atSeconds: 0 }]);
       instance.start();
@@ -350,9 +323,7 @@ uint64_t scale(uint64_t x) {
       await installer.freeRetired();
       await set.releaseState();
       expect(instance.cb.get('shadow_live')).toBe(0n);
-    } finally {
-      await instance.dispose();
-    }
+    });
   });
 });
 
