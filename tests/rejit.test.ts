@@ -155,7 +155,7 @@ describe('installing versions into a running kernel', () => {
 });
 
 describe('the compile server', () => {
-  it('builds units in a process of its own; one that dies fails only its jobs, with a clear error, and the next job starts a new one', async () => {
+  it('builds units in a process of its own; one that dies is replaced and its job built by the new one (deaths: tests/scheduler.test.ts)', async () => {
     const server = compileServer(p);
     server.warm();
     const pid = server.pid!;
@@ -163,9 +163,8 @@ describe('the compile server', () => {
     const starts = server.starts;
     const job = server.build({ fn: 'sys_poll', kind: 'optimized', id: 9001 });
     process.kill(pid, 'SIGKILL');
-    await expect(job).rejects.toThrow(/compile server was killed by SIGKILL while building sys_poll/);
-    const unit = await server.build({ fn: 'sys_poll', kind: 'optimized', id: 9002 });
-    expect(unit.symbol).toBe('sys_poll.kjit.v9002');
+    const unit = await job;
+    expect(unit.symbol).toBe('sys_poll.kjit.v9001');
     expect(unit.object.byteLength).toBeGreaterThan(0);
     expect(server.starts).toBe(starts + 1);
     expect(server.pid).not.toBe(pid);

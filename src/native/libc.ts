@@ -153,3 +153,121 @@ export function peerCredentials(fd: number): PeerCredentials {
   if ((getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) as number) !== 0) throw new NativeError('getsockopt(SO_PEERCRED)', koffi.errno());
   return { pid: cred.pid!, uid: cred.uid!, gid: cred.gid! };
 }
+
+/* ---- scheduling and resource limits of a process (the compile server) ------ */
+
+koffi.struct('kjit_sched_param', { sched_priority: 'int' });
+koffi.struct('kjit_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
+const sched = {
+  sched_setscheduler: libc.func('int sched_setscheduler(int pid, int policy, const kjit_sched_param *param)'),
+  sched_getscheduler: libc.func('int sched_getscheduler(int pid)'),
+  setpriority: libc.func('int setpriority(int which, uint32_t who, int prio)'),
+  getpriority: libc.func('int getpriority(int which, uint32_t who)'),
+  sched_setaffinity: libc.func('int sched_setaffinity(int pid, size_t cpusetsize, const uint8_t *mask)'),
+  sched_getaffinity: libc.func('int sched_getaffinity(int pid, size_t cpusetsize, _Out_ uint8_t *mask)'),
+  prlimit: libc.func('int prlimit(int pid, int resource, const kjit_rlimit *new_limit, _Out_ kjit_rlimit *old_limit)'),
+};
+
+/** Scheduling policies (linux/sched.h). */
+export const SCHED_OTHER = 0;
+export const SCHED_IDLE = 5;
+const PRIO_PROCESS = 0;
+/** Resources (sys/resource.h). */
+export const RLIMIT_AS = 9;
+export const RLIMIT_NICE = 13;
+export const RLIM_INFINITY = 0xffffffffffffffffn;
+const CPU_SET_BYTES = 128; /* glibc's cpu_set_t: 1024 CPUs */
+
+/**
+ * Set the scheduling policy of thread `tid` (0: the calling thread; on Linux
+ * a policy belongs to one thread, not to its process).  SCHED_OTHER and
+ * SCHED_IDLE take priority 0.  Leaving SCHED_IDLE needs CAP_SYS_NICE or an
+ * RLIMIT_NICE of the thread that permits its nice value.
+ */
+export function setSchedulerPolicy(tid: number, policy: number): void {
+  if ((sched.sched_setscheduler(tid, policy, { sched_priority: 0 }) as number) !== 0) throw new NativeError(`sched_setscheduler(${tid}, ${policy})`, koffi.errno());
+}
+
+export function schedulerPolicy(tid: number): number {
+  const p = sched.sched_getscheduler(tid) as number;
+  if (p < 0) throw new NativeError(`sched_getscheduler(${tid})`, koffi.errno());
+  return p;
+}
+
+/** Set the nice value of thread `tid` (0: the calling thread). */
+export function setNice(tid: number, nice: number): void {
+  if ((sched.setpriority(PRIO_PROCESS, tid, nice) as number) !== 0) throw new NativeError(`setpriority(${tid}, ${nice})`, koffi.errno());
+}
+
+export function niceOf(tid: number): number {
+  koffi.errno(0);
+  const n = sched.getpriority(PRIO_PROCESS, tid) as number;
+  if (n === -1 && koffi.errno() !== 0) throw new NativeError(`getpriority(${tid})`, koffi.errno());
+  return n;
+}
+
+/** Restrict thread `tid` (0: the calling thread) to `cpus`; threads it creates later inherit them. */
+export function setAffinity(tid: number, cpus: readonly number[]): void {
+  const mask = new Uint8Array(CPU_SET_BYTES);
+  for (const c of cpus) {
+    if (!Number.isInteger(c) || c < 0 || c >= CPU_SET_BYTES * 8) throw new RangeError(`no CPU ${c}`);
+    mask[c >> 3]! |= 1 << (c & 7);
+  }
+  if ((sched.sched_setaffinity(tid, CPU_SET_BYTES, mask) as number) !== 0) throw new NativeError(`sched_setaffinity(${tid}, [${cpus.join(',')}])`, koffi.errno());
+}
+
+export function affinityOf(tid: number): number[] {
+  const mask = new Uint8Array(CPU_SET_BYTES);
+  if ((sched.sched_getaffinity(tid, CPU_SET_BYTES, mask) as number) !== 0) throw new NativeError(`sched_getaffinity(${tid})`, koffi.errno());
+  const out: number[] = [];
+  for (let c = 0; c < CPU_SET_BYTES * 8; c++) if (mask[c >> 3]! & (1 << (c & 7))) out.push(c);
+  return out;
+}
+
+export interface ResourceLimit {
+  /** Soft limit (what is enforced); RLIM_INFINITY: none. */
+  soft: bigint;
+  /** Hard limit (the ceiling an unprivileged process may raise its soft limit to). */
+  hard: bigint;
+}
+
+/**
+ * Read a resource limit of process `pid` (0: this process) and, with `soft`,
+ * set its soft limit, keeping the hard one (so it can be raised again
+ * without privileges).  Lowering RLIMIT_AS below what a process has mapped
+ * takes nothing away: only its next mappings fail.
+ */
+export function processLimit(pid: number, resource: number, soft?: bigint): ResourceLimit {
+  const old: Record<string, bigint | number> = {};
+  if ((sched.prlimit(pid, resource, null, old) as number) !== 0) throw new NativeError(`prlimit(${pid}, ${resource})`, koffi.errno());
+  const was = { soft: BigInt(old.rlim_cur!), hard: BigInt(old.rlim_max!) };
+  if (soft === undefined) return was;
+  const cur = soft > was.hard ? was.hard : soft;
+  if ((sched.prlimit(pid, resource, { rlim_cur: cur, rlim_max: was.hard }, old) as number) !== 0) {
+    throw new NativeError(`prlimit(${pid}, ${resource}, ${cur})`, koffi.errno());
+  }
+  return { soft: cur, hard: was.hard };
+}
+
+const RTLD_NOW = 2;
+const RTLD_GLOBAL = 0x100;
+const dl = {
+  dlopen: libc.func('void *dlopen(const char *file, int mode)'),
+  dlerror: libc.func('const char *dlerror(void)'),
+};
+
+/**
+ * Load a shared object for good (it is never closed) with its symbols in the
+ * process's global scope, where an LLJIT's process-symbol generator finds
+ * them (the instrumented stage of `offline-pgo`, src/kernel/offline-pgo.ts).
+ */
+export function dlopenGlobal(path: string): void {
+  if (!dl.dlopen(path, RTLD_NOW | RTLD_GLOBAL)) throw new Error(`dlopen ${path} failed: ${(dl.dlerror() as string | null) ?? 'unknown error'}`);
+}
+
+const CLOCK_THREAD_CPUTIME_ID = 3;
+
+/** CPU time the calling thread has used, in ns. */
+export function callingThreadCpuNs(): bigint {
+  return readClock(CLOCK_THREAD_CPUTIME_ID);
+}
