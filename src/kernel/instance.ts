@@ -17,7 +17,8 @@ import { KjitError, ExitCode } from '../errors.js';
 import { CodeRegion } from '../native/codemem.js';
 import { ControlBlock, KernelState, CB_MAGIC } from '../native/control-block.js';
 import * as libc from '../native/libc.js';
-import { LLJIT } from '../native/llvm.js';
+import { type JitSymbol, LLJIT } from '../native/llvm.js';
+import { Jitdump } from '../sampler/jitdump.js';
 import type { BootConfig } from './bootconfig.js';
 
 export interface InstanceOptions {
@@ -36,6 +37,8 @@ export interface InstanceOptions {
   sampleClock?: SampleClock;
   /** Write /tmp/perf-PID.map (appendPerfMap). */
   perfMap?: boolean;
+  /** Name the code in the process's jitdump file, for `perf inject --jit` (src/sampler/jitdump.ts). */
+  jitdump?: boolean;
   cpuFeatureBits: bigint;
   deviceIds: readonly number[];
   config: BootConfig;
@@ -58,6 +61,17 @@ export interface FaultReport {
 export function appendPerfMap(symbols: readonly { address: bigint; size: number; name: string }[]): void {
   const lines = symbols.map((s) => `${s.address.toString(16)} ${s.size.toString(16)} ${s.name}\n`);
   appendFileSync(`/tmp/perf-${process.pid}.map`, lines.join(''));
+}
+
+/** The functions among placed symbols (code sections), each address and name once. */
+function functionsOf(symbols: readonly JitSymbol[]): JitSymbol[] {
+  const seen = new Set<string>();
+  return symbols.filter((s) => {
+    const key = `${s.address}:${s.name}`;
+    if (!s.section.startsWith('.text') || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** Mirrors KJIT_SAMPLE_CLOCK_* (ir/runtime/kjit_cb.h). */
@@ -83,7 +97,15 @@ export class KernelInstance {
   private readonly threadMain: bigint;
   readonly linkMs: number;
 
-  private constructor(jit: LLJIT, cb: ControlBlock, arena: { addr: bigint; bytes: number }, threadMain: bigint, linkMs: number) {
+  private constructor(
+    jit: LLJIT,
+    cb: ControlBlock,
+    arena: { addr: bigint; bytes: number },
+    threadMain: bigint,
+    linkMs: number,
+    /** The jitdump file this kernel's code is named in (--jitdump), or null. */
+    readonly jitdump: Jitdump | null = null,
+  ) {
     this.jit = jit;
     this.cb = cb;
     this.arena = arena;
@@ -123,12 +145,26 @@ export class KernelInstance {
         libc.writeI64(jit.lookup(v.sysctl.variable), v.value);
       }
       if (opts.perfMap || process.env.KJIT_PERF_MAP) appendPerfMap(jit.symbols());
-      return new KernelInstance(jit, cb, arena, jit.lookup('kjit_thread_main'), performance.now() - t0);
+      const jitdump = opts.jitdump ? Jitdump.open() : null;
+      jitdump?.codeLoaded(functionsOf(jit.symbols()));
+      return new KernelInstance(jit, cb, arena, jit.lookup('kjit_thread_main'), performance.now() - t0, jitdump);
     } catch (e) {
       if (arena) libc.munmap(arena.addr, arena.bytes);
       jit.dispose();
       throw e;
     }
+  }
+
+  /**
+   * `object` was just linked into this kernel's JIT (a version): with
+   * --jitdump, its functions get JIT_CODE_LOAD records.  Only the code the
+   * object brought counts: a weak function another object already defines
+   * (the retpoline thunk) resolves to that copy, outside the object's pages.
+   */
+  codeLinked(object: Uint8Array): void {
+    if (!this.jitdump) return;
+    const { lo, hi } = CodeRegion.get().lastCode();
+    this.jitdump.codeLoaded(functionsOf(this.jit.objectPlacement(object)).filter((f) => f.address >= lo && f.address < hi));
   }
 
   start(): void {

@@ -40,7 +40,7 @@ export class CodeRegion {
   readonly alias: bigint;
   readonly size: number;
   /** For LLJIT.create({ creator }). */
-  readonly creator: { fn: bigint; ctx: bigint };
+  readonly creator: { fn: bigint; ctx: bigint; layer: 'rtdyld' };
   private readonly fns: Record<string, bigint>;
   private readonly loader: LLJIT;
 
@@ -50,7 +50,7 @@ export class CodeRegion {
     this.base = BigInt(koffi.call(fns.kjit_codemem_base!, koffi.proto('uint64_t (void)')) as number | bigint);
     this.alias = BigInt(koffi.call(fns.kjit_codemem_alias!, koffi.proto('uint64_t (void)')) as number | bigint);
     this.size = Number(koffi.call(fns.kjit_codemem_size!, koffi.proto('uint64_t (void)')));
-    this.creator = { fn: fns.kjit_codemem_layer_creator!, ctx: createRTDyldLayerFunctionAddress() };
+    this.creator = { fn: fns.kjit_codemem_layer_creator!, ctx: createRTDyldLayerFunctionAddress(), layer: 'rtdyld' };
   }
 
   /** The process's region; CodeRegion.getAsync() sets it up (prepareBoot does). */
@@ -126,6 +126,14 @@ export class CodeRegion {
   /** Compiled code of the loader JIT (the memory manager itself), for diagnostics. */
   get loaderJit(): LLJIT {
     return this.loader;
+  }
+
+  /** Code pages [lo, hi) of the object finalized last (lo = hi = 0: it had no code). */
+  lastCode(): { lo: bigint; hi: bigint } {
+    const lo = [0n];
+    const hi = [0n];
+    koffi.call(this.fns.kjit_codemem_last_code!, koffi.proto('void (_Out_ uint64_t *lo, _Out_ uint64_t *hi)'), lo, hi);
+    return { lo: BigInt(lo[0]!), hi: BigInt(hi[0]!) };
   }
 
   contains(address: bigint): boolean {

@@ -23,6 +23,7 @@ const fns = {
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
+const PROT_EXEC = 4;
 const MAP_PRIVATE = 0x02;
 const MAP_ANONYMOUS = 0x20;
 const MAP_NORESERVE = 0x4000;
@@ -83,6 +84,23 @@ export function mmapAnonymous(bytes: number): bigint {
   const p = fns.mmap(null, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) as bigint | null;
   if (p === null || BigInt(p) === MAP_FAILED) throw new Error(`mmap of ${bytes} bytes failed`);
   return BigInt(p);
+}
+
+/**
+ * Map the first `bytes` of the open file `fd` read-only and executable
+ * (MAP_PRIVATE): the mapping nothing reads, by which `perf record` learns
+ * of a jitdump file (src/sampler/jitdump.ts).
+ */
+export function mmapFileExecutable(fd: number, bytes: number): bigint {
+  const p = fns.mmap(null, bytes, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) as bigint | null;
+  if (p === null || BigInt(p) === MAP_FAILED) throw new Error(`mmap of file descriptor ${fd} (PROT_EXEC) failed`);
+  return BigInt(p);
+}
+
+/** A copy of `n` bytes at `addr` (JIT code, for a jitdump record). */
+export function readBytes(addr: bigint, n: number): Uint8Array {
+  if (n === 0) return new Uint8Array(0);
+  return new Uint8Array(koffi.view(addr, n)).slice();
 }
 
 export function munmap(addr: bigint, bytes: number): void {

@@ -268,3 +268,9 @@ export function llvmSymbolAddress(name: string): bigint {
   if (!addr) throw new Error(`${LIBLLVM_PATH} does not export ${name}`);
   return addr;
 }
+  LLVMOrcLLJITGetObjLinkingLayer: 'void *LLVMOrcLLJITGetObjLinkingLayer(void *J)',
+  LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener:
+    'void LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(void *RTDyldObjLinkingLayer, void *Listener)',
+
+  /* JIT event listeners (llvm-c/ExecutionEngine.h) */
+  LLVMCreatePerfJITEventListener: 'void *LLVMCreatePerfJITEventListener(void)',

@@ -986,8 +986,12 @@ export class ResourceTracker {
 }
 
 export interface LLJITOptions {
-  /** A native LLVMOrcLLJITBuilderObjectLinkingLayerCreatorFunction and its context. */
-  creator?: { fn: bigint; ctx: bigint };
+  /**
+   * A native LLVMOrcLLJITBuilderObjectLinkingLayerCreatorFunction and its
+   * context; `layer: 'rtdyld'` says the layer it makes is an
+   * RTDyldObjectLinkingLayer (JIT event listeners can be registered).
+   */
+  creator?: { fn: bigint; ctx: bigint; layer?: 'rtdyld' };
 }
 
 export class LLJIT {
@@ -1000,7 +1004,11 @@ export class LLJIT {
   private readonly objects = new Map<ResourceTracker | null, Uint8Array[]>();
   private symbolTable: JitSymbol[] | null = null;
 
-  private constructor(ref: Ref) {
+  private constructor(
+    ref: Ref,
+    /** Its object layer is an RTDyldObjectLinkingLayer (LLJIT's own default on x86-64 ELF is JITLink). */
+    private readonly rtdyld = false,
+  ) {
     this._ref = ref;
     this.mainDylib = C.LLVMOrcLLJITGetMainJITDylib(ref) as Ref;
   }
@@ -1013,7 +1021,18 @@ export class LLJIT {
     }
     const out: (bigint | null)[] = [null];
     check(C.LLVMOrcCreateLLJIT(out, builder) as MaybeRef, 'creating an LLJIT'); /* takes the builder */
-    return new LLJIT(out[0]!);
+    return new LLJIT(out[0]!, options.creator?.layer === 'rtdyld');
+  }
+
+  /**
+   * Tell `listener` about every object linked from now on (and about its
+   * freeing).  Register before adding objects: objects already linked are
+   * not replayed.  The JIT does not own the listener.  Only for a JIT whose
+   * object layer is RTDyld (LLVM's C API casts the layer blindly).
+   */
+  registerJITEventListener(listener: JITEventListener): void {
+    if (!this.rtdyld) throw new Error('JIT event listeners need an RTDyld object layer (LLJIT.create({ creator: { layer: "rtdyld" } }))');
+    C.LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(C.LLVMOrcLLJITGetObjLinkingLayer(this.ref), listener);
   }
 
   get ref(): Ref {
@@ -1133,3 +1152,31 @@ export class LLJIT {
     this.dispose();
   }
 }
+/**
+ * A JIT event listener (LLVMJITEventListenerRef).  The ones LLVM creates
+ * through the C API are process-wide singletons that LLVM owns and never
+ * frees (there is no dispose function): nothing to dispose here either.
+ */
+export type JITEventListener = Ref & { readonly __brand: 'JITEventListener' };
+
+/**
+ * LLVM's perf listener: it writes a jitdump file (jit-PID.dump, opened once
+ * per process under $JITDUMPDIR or $HOME, mmap'ed PROT_EXEC so `perf record`
+ * sees it) with a JIT_CODE_LOAD record per function of every object linked
+ * by an RTDyld layer it is registered with.  Null when this libLLVM was
+ * built without LLVM_USE_PERF (Debian's is built with it; if the file cannot
+ * be opened it still returns the listener, which then writes nothing).
+ * Do not register it with a kernel's JIT: it reads code at address 0 for a
+ * weak function RTDyld skipped, and kjit's objects all have one (the
+ * retpoline thunk; docs/llvm-notes.md).  kjit writes jitdump itself
+ * (src/sampler/jitdump.ts); this stays for the test that watches the bug.
+ */
+export function perfJITEventListener(): JITEventListener | null {
+  return (C.LLVMCreatePerfJITEventListener() as MaybeRef) as JITEventListener | null;
+}
+
+  /** The sized symbols of one added object, by address (placed as symbols() places them); not cached. */
+  objectPlacement(object: Uint8Array): readonly JitSymbol[] {
+    return this.symbolsOf([object]);
+  }
+

@@ -146,6 +146,7 @@ export class Installer {
     this.tail = run.catch(() => {});
     return run;
   }
+        this.instance.codeLinked(unit.object); /* profilers (jitdump) learn of its code */
 
   /** Phase redirect: `version` becomes what calls to its function run. Resolves with the time it took in ms. */
   activate(version: CodeVersion): Promise<number> {
