@@ -11,5 +11,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     fileParallelism: true,
     maxWorkers: 2,
+    // kjit run and serve use a profile store in the user's data directory by default: never from tests
+    env: { KJIT_PROFILE_DB: 'off' },
   },
 });

@@ -49,7 +49,7 @@ const PHASE_OPS = 20000n;
 function measureBootToFirstOp(mode: string, runs: number, cache: boolean): number[] {
   const out: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const args = [join(ROOT, 'bin', 'kjit.js'), 'run', '--mode', mode, '--ops', '1', '--no-count', '--json', ...(cache ? [] : ['--no-cache'])];
+    const args = [join(ROOT, 'bin', 'kjit.js'), 'run', '--mode', mode, '--ops', '1', '--no-count', '--no-profile-db', '--json', ...(cache ? [] : ['--no-cache'])];
     const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
     if (r.status !== 0) throw new KjitError(`kjit run failed while measuring boot time: ${r.stderr.trim()}`, 'fix the run first', ExitCode.FAILURE);
     out.push((JSON.parse(r.stdout) as { boot: { ms: number } }).boot.ms);

@@ -48,7 +48,7 @@ interface RunOutcome {
 async function serveOnce(o: BenchControlOptions, runtime: string, polled: boolean): Promise<RunOutcome> {
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'bin', 'kjit.js'), 'serve', '--seconds', String(o.seconds), '--workload', o.workload, '--json', '--flush-to', join(runtime, 'journal.jsonl')],
+    [join(ROOT, 'bin', 'kjit.js'), 'serve', '--seconds', String(o.seconds), '--workload', o.workload, '--json', '--no-profile-db', '--flush-to', join(runtime, 'journal.jsonl')],
     { env: { ...process.env, XDG_RUNTIME_DIR: runtime }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';

@@ -131,6 +131,39 @@ export class ProfileBuilder {
     return [...this.chains].map(([key, samples]) => ({ chain: key.split(',').map((i) => this.names[Number(i)]!), samples }));
   }
 
+  /**
+   * The `n` most frequent chains with their counts, root first, most
+   * frequent first ([OTHER_CHAINS] left out), naming only those: what the
+   * profile store keeps of a run's (up to maxChains) chains.
+   */
+  hottestStacks(n: number): { chain: string[]; samples: number }[] {
+    const other = this.ids.get(OTHER_CHAINS);
+    const otherKey = other === undefined ? null : `${other}`;
+    /* the floor: the count of the n-th most frequent chain, from a histogram of counts (few distinct values) */
+    const histogram = new Map<number, number>();
+    for (const c of this.chains.values()) histogram.set(c, (histogram.get(c) ?? 0) + 1);
+    let floor = 0;
+    let above = 0;
+    for (const c of [...histogram.keys()].sort((a, b) => b - a)) {
+      above += histogram.get(c)!;
+      floor = c;
+      if (above >= n) break;
+    }
+    /* above the floor: all; at it (often most chains have 1 sample): the first seen, up to n */
+    const kept: [string, number][] = [];
+    const atFloor: [string, number][] = [];
+    for (const [key, samples] of this.chains) {
+      if (key === otherKey) continue;
+      if (samples > floor) kept.push([key, samples]);
+      else if (samples === floor && atFloor.length < n) atFloor.push([key, samples]);
+    }
+    kept.push(...atFloor.slice(0, Math.max(0, n - kept.length)));
+    return kept
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, n)
+      .map(([key, samples]) => ({ chain: key.split(',').map((id) => this.names[Number(id)]!), samples }));
+  }
+
   hotPaths(n = PROFILE_PARAMS.hotPaths): HotPath[] {
     return this.stacks()
       .filter((s) => s.chain[0] !== OTHER_CHAINS)

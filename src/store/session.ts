@@ -1,0 +1,195 @@
+/**
+ * @fileoverview A run's use of the profile store (`kjit run --profile-db`,
+ * `kjit serve`): at boot, the merged profile of earlier boots of this image
+ * family, machine class and workload is loaded (stale functions left out);
+ * while the kernel runs, what it learns is flushed every
+ * STORE_PARAMS.flushEveryMs; when it stops, a last flush, the compile log of
+ * the run's patches, and the boot's end.
+ *
+ * The store never stops a kernel: a write that fails (disk full, the file
+ * removed) is reported once on stderr and the run goes on without it.
+ */
+import { ExitCode, KjitError } from '../errors.js';
+import { hostMachine } from '../kernel/machine.js';
+import type { PreparedBoot, RunResult } from '../kernel/run.js';
+import { hostCPUFeatures, hostCPUName } from '../native/llvm.js';
+import type { FunctionCounts } from '../sampler/counts.js';
+import type { ProfileBuilder } from '../sampler/profile.js';
+import { functionIrHashes } from './ir-hash.js';
+import type { MergedProfile } from './merge.js';
+import { STORE_PARAMS } from './params.js';
+import { type CompileEntry, type DecisionEntry, type ImageInfo, type MachineInfo, type ProfileAggregates, ProfileStore } from './store.js';
+
+/** What `kjit run --json` reports as `profile_store`. */
+export interface ProfileStoreSummary {
+  path: string;
+  /** Earlier boots whose profiles were merged at boot. */
+  reused_boots: number;
+  /** Stored functions applied to this image (same IR, or the same IR under another name). */
+  functions_matched: number;
+  /** Stored functions whose IR is no longer in the image: not applied. */
+  functions_stale: number;
+  /** Self samples of the matched functions in the reused boots (unweighted). */
+  samples_loaded: number;
+}
+
+export function imageInfo(p: PreparedBoot): ImageInfo {
+  const { image } = p;
+  return {
+    hash: image.hash,
+    runtimeHash: image.runtimeHash,
+    name: image.name,
+    path: image.spec.path,
+    init: image.spec.init,
+    entry: image.spec.entry,
+    run: image.spec.run,
+    functions: () => functionIrHashes(image.pristine),
+  };
+}
+
+/** This machine; its class is LLVM's name for the CPU (what code is tuned for). */
+export function hostMachineInfo(): MachineInfo {
+  return { cpuModel: hostMachine().cpuModel, llvmCpu: hostCPUName(), features: hostCPUFeatures() };
+}
+
+/** A sampled profile's aggregates, as the store keeps them. */
+export function aggregatesOf(profile: ProfileBuilder): ProfileAggregates {
+  return {
+    samples: profile.samples,
+    functions: profile.top(Infinity).map((t) => ({ function: t.function, ...profile.counts(t.function) })),
+    edges: profile.edgeList(),
+    hotPaths: profile.hottestStacks(STORE_PARAMS.hotPathsPerBoot),
+  };
+}
+
+export class StoreSession {
+  readonly bootId: number;
+  /** The profile of earlier boots, merged, by this image's names. */
+  readonly loaded: MergedProfile;
+  private profile: (() => ProfileBuilder | null) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private pendingCounts: FunctionCounts[] = [];
+  private broken: string | null = null;
+  private ended = false;
+
+  private constructor(
+    readonly store: ProfileStore,
+    p: PreparedBoot,
+    workload: string,
+    private readonly log: (line: string) => void,
+  ) {
+    const image = imageInfo(p);
+    const machine = hostMachineInfo();
+    const functions = store.imageFunctionsOf(image);
+    this.loaded = store.loadMerged({ family: image.name, machineClass: machine.llvmCpu, workload, functions });
+    this.bootId = store.recordBoot({
+      image,
+      machine,
+      workload,
+      mode: p.mode.name,
+      sysctls: Object.fromEntries(p.config.values.map((v) => [v.sysctl.name, `${v.value} (${v.source}${v.bootFixed ? ', boot-fixed' : ''})`])),
+    });
+  }
+
+  /** Opens the store at `path` and records a boot of `p`; a bad file is moved aside (and said so), a newer one refused. */
+  static open(path: string, p: PreparedBoot, workload: string, log = (line: string) => process.stderr.write(`${line}\n`)): StoreSession {
+    let store: ProfileStore;
+    try {
+      store = ProfileStore.open(path);
+    } catch (e) {
+      if (e instanceof KjitError) throw e;
+      throw new KjitError(`cannot open profile store ${path}: ${(e as Error).message}`, 'pass --profile-db with a writable path, or --no-profile-db', ExitCode.BAD_INPUT, { cause: e });
+    }
+    if (store.recovered) {
+      log(`kjit: profile store ${path} ${store.recovered.problem} — fix: moved aside to ${store.recovered.movedTo}; a new store was started`);
+    }
+    try {
+      return new StoreSession(store, p, workload, log);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  /** Flush `profile` (the run's sampling, cumulative) every STORE_PARAMS.flushEveryMs until end(). */
+  track(profile: (() => ProfileBuilder | null) | null): void {
+    this.profile = profile;
+    if (this.timer || !profile) return;
+    this.timer = setInterval(() => this.flush(), STORE_PARAMS.flushEveryMs);
+    this.timer.unref();
+  }
+
+  /** Exact counts of an instrumentation window: written with the next flush. */
+  addCounts(counts: readonly FunctionCounts[]): void {
+    this.pendingCounts.push(...counts);
+  }
+
+  logCompile(e: CompileEntry): void {
+    this.guard(() => this.store.logCompile(this.bootId, e));
+  }
+
+  logDecision(d: DecisionEntry): void {
+    this.guard(() => this.store.logDecision(this.bootId, d));
+  }
+
+  /** Writes what the run learned so far. */
+  flush(): void {
+    this.guard(() => {
+      const profile = this.profile?.();
+      if (profile && profile.samples > 0) this.store.flushProfile(this.bootId, aggregatesOf(profile));
+      if (this.pendingCounts.length) {
+        this.store.flushCounts(this.bootId, this.pendingCounts);
+        this.pendingCounts = [];
+      }
+    });
+  }
+
+  /** The last flush, the run's patches in the compile log, and the boot's end; returns what --json reports. */
+  end(status: 'ended' | 'failed', r?: RunResult): ProfileStoreSummary {
+    if (!this.ended) {
+      this.ended = true;
+      if (this.timer) clearInterval(this.timer);
+      this.flush();
+      if (r) for (const e of compileEntries(r)) this.logCompile(e);
+      this.guard(() => this.store.endBoot(this.bootId, { status, ...(r ? { seconds: r.seconds, ops: r.ops } : {}) }));
+      this.store.close();
+    }
+    return this.summary();
+  }
+
+  summary(): ProfileStoreSummary {
+    const m = this.loaded.matching;
+    return {
+      path: this.store.path,
+      reused_boots: this.loaded.boots.length,
+      functions_matched: m.functions_matched,
+      functions_stale: m.functions_stale,
+      samples_loaded: m.samples_matched,
+    };
+  }
+
+  private guard(write: () => void): void {
+    if (this.broken !== null || !this.store.db.open) return;
+    try {
+      write();
+    } catch (e) {
+      this.broken = (e as Error).message;
+      this.log(`kjit: writing profile store ${this.store.path} failed: ${this.broken} — fix: check the disk and the file; this run goes on without the store`);
+    }
+  }
+}
+
+/** The compile log of a run's live patches (and of the rollbacks faults caused). */
+export function compileEntries(r: RunResult): CompileEntry[] {
+  const out: CompileEntry[] = [];
+  for (const pt of r.rejit.patches) {
+    for (const fn of pt.functions) {
+      out.push({ function: fn, tier: 'patched', reason: `live patch ${pt.fn}=${pt.file}`, compile_ms: pt.compile_ms, outcome: 'installed', at_s: pt.at_s });
+    }
+  }
+  for (const x of r.rejit.restarts) {
+    const fn = x.version.split(' ')[0]!;
+    out.push({ function: fn, tier: 'patched', reason: `live patch ${x.patch}`, outcome: 'rolled-back', why: `${x.fault}: ${x.action}` });
+  }
+  return out;
+}
