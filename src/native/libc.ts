@@ -113,6 +113,12 @@ export function readU64(addr: bigint): bigint {
   return BigInt(koffi.decode(addr, 'uint64_t') as number | bigint);
 }
 
+/** A copy of `n` 64-bit words at `addr` (one view, for a table read once). */
+export function readWords(addr: bigint, n: number): BigUint64Array {
+  if (n === 0) return new BigUint64Array(0);
+  return new BigUint64Array(new BigUint64Array(koffi.view(addr, n * 8)));
+}
+
 export function writeU64(addr: bigint, value: bigint): void {
   koffi.encode(addr, 'uint64_t', BigInt.asUintN(64, value));
 }

@@ -59,6 +59,7 @@ const declarations = {
   LLVMWriteBitcodeToFile: 'int LLVMWriteBitcodeToFile(void *M, const char *path)',
   LLVMWriteBitcodeToMemoryBuffer: 'void *LLVMWriteBitcodeToMemoryBuffer(void *M)',
   LLVMPrintModuleToString: 'void *LLVMPrintModuleToString(void *M)',
+  LLVMPrintValueToString: 'void *LLVMPrintValueToString(void *V)',
   LLVMGetModuleInlineAsm: 'void *LLVMGetModuleInlineAsm(void *M, _Out_ size_t *len)',
   LLVMSetModuleInlineAsm2: 'void LLVMSetModuleInlineAsm2(void *M, const uint8_t *asm, size_t len)',
   LLVMGetModuleIdentifier: 'void *LLVMGetModuleIdentifier(void *M, _Out_ size_t *len)',
@@ -174,6 +175,36 @@ const declarations = {
   LLVMBuildStore: 'void *LLVMBuildStore(void *B, void *val, void *ptr)',
   LLVMBuildAdd: 'void *LLVMBuildAdd(void *B, void *a, void *b, const char *name)',
   LLVMBuildGEP2: 'void *LLVMBuildGEP2(void *B, void *Ty, void *ptr, void **idx, unsigned int n, const char *name)',
+  LLVMBuildSelect: 'void *LLVMBuildSelect(void *B, void *cond, void *a, void *b, const char *name)',
+  LLVMBuildICmp: 'void *LLVMBuildICmp(void *B, int op, void *a, void *b, const char *name)',
+  LLVMBuildCall2: 'void *LLVMBuildCall2(void *B, void *fnTy, void *fn, void **args, unsigned int n, const char *name)',
+  LLVMBuildPtrToInt: 'void *LLVMBuildPtrToInt(void *B, void *v, void *ty, const char *name)',
+  LLVMGetBasicBlockTerminator: 'void *LLVMGetBasicBlockTerminator(void *BB)',
+  LLVMIsABranchInst: 'void *LLVMIsABranchInst(void *V)',
+  LLVMIsASwitchInst: 'void *LLVMIsASwitchInst(void *V)',
+  LLVMIsAReturnInst: 'void *LLVMIsAReturnInst(void *V)',
+  LLVMIsConditional: 'int LLVMIsConditional(void *Br)',
+  LLVMGetCondition: 'void *LLVMGetCondition(void *Br)',
+  LLVMGetNumSuccessors: 'unsigned int LLVMGetNumSuccessors(void *Term)',
+  LLVMGetTailCallKind: 'int LLVMGetTailCallKind(void *Call)',
+  LLVMFunctionType: 'void *LLVMFunctionType(void *ret, void **params, unsigned int n, int varArg)',
+  LLVMVoidTypeInContext: 'void *LLVMVoidTypeInContext(void *C)',
+  LLVMInt32TypeInContext: 'void *LLVMInt32TypeInContext(void *C)',
+  LLVMPointerTypeInContext: 'void *LLVMPointerTypeInContext(void *C, unsigned int addressSpace)',
+  LLVMArrayType2: 'void *LLVMArrayType2(void *elem, uint64_t count)',
+  LLVMAddFunction: 'void *LLVMAddFunction(void *M, const char *name, void *fnTy)',
+  LLVMAddModuleFlag: 'void LLVMAddModuleFlag(void *M, int behavior, const char *key, size_t keyLen, void *val)',
+  LLVMInsertBasicBlockInContext: 'void *LLVMInsertBasicBlockInContext(void *C, void *before, const char *name)',
+  LLVMAppendBasicBlockInContext: 'void *LLVMAppendBasicBlockInContext(void *C, void *fn, const char *name)',
+  LLVMPositionBuilderAtEnd: 'void LLVMPositionBuilderAtEnd(void *B, void *BB)',
+  LLVMBuildCondBr: 'void *LLVMBuildCondBr(void *B, void *cond, void *then, void *otherwise)',
+  LLVMBuildRet: 'void *LLVMBuildRet(void *B, void *v)',
+  LLVMBuildRetVoid: 'void *LLVMBuildRetVoid(void *B)',
+  LLVMBuildAnd: 'void *LLVMBuildAnd(void *B, void *a, void *b, const char *name)',
+  LLVMInstructionRemoveFromParent: 'void LLVMInstructionRemoveFromParent(void *I)',
+  LLVMInsertIntoBuilder: 'void LLVMInsertIntoBuilder(void *B, void *I)',
+  LLVMIsAAllocaInst: 'void *LLVMIsAAllocaInst(void *V)',
+  LLVMIsFunctionVarArg: 'int LLVMIsFunctionVarArg(void *FnTy)',
 
   /* errors */
   LLVMGetErrorMessage: 'void *LLVMGetErrorMessage(void *err)',
@@ -243,6 +274,12 @@ const declarations = {
   LLVMOrcLLJITAddObjectFile: 'void *LLVMOrcLLJITAddObjectFile(void *J, void *JD, void *buf)',
   LLVMOrcLLJITAddObjectFileWithRT: 'void *LLVMOrcLLJITAddObjectFileWithRT(void *J, void *RT, void *buf)',
   LLVMOrcLLJITLookup: 'void *LLVMOrcLLJITLookup(void *J, _Out_ uint64_t *addr, const char *name)',
+  LLVMOrcLLJITGetObjLinkingLayer: 'void *LLVMOrcLLJITGetObjLinkingLayer(void *J)',
+  LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener:
+    'void LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(void *RTDyldObjLinkingLayer, void *Listener)',
+
+  /* JIT event listeners (llvm-c/ExecutionEngine.h) */
+  LLVMCreatePerfJITEventListener: 'void *LLVMCreatePerfJITEventListener(void)',
 } as const;
 
 type Names = keyof typeof declarations;
@@ -268,9 +305,3 @@ export function llvmSymbolAddress(name: string): bigint {
   if (!addr) throw new Error(`${LIBLLVM_PATH} does not export ${name}`);
   return addr;
 }
-  LLVMOrcLLJITGetObjLinkingLayer: 'void *LLVMOrcLLJITGetObjLinkingLayer(void *J)',
-  LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener:
-    'void LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(void *RTDyldObjLinkingLayer, void *Listener)',
-
-  /* JIT event listeners (llvm-c/ExecutionEngine.h) */
-  LLVMCreatePerfJITEventListener: 'void *LLVMCreatePerfJITEventListener(void)',

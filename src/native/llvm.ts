@@ -103,6 +103,9 @@ function onDiagnostic(info: Ref, id: Ref | null): void {
   if (c && (severity === DIAG_ERROR || severity === DIAG_WARNING)) c.diagnostics.push(text);
 }
 
+/** An item of a metadata node: a string, an i32 (number), an i64 (bigint), or a nested node. */
+export type MetadataItem = string | number | bigint | readonly MetadataItem[];
+
 export class Context {
   readonly ref: Ref;
   /** Errors and warnings LLVM reported through this context, oldest first. */
@@ -135,6 +138,48 @@ export class Context {
 
   int64Type(): Type {
     return new Type(C.LLVMInt64TypeInContext(this.ref) as Ref);
+  }
+
+  int32Type(): Type {
+    return new Type(C.LLVMInt32TypeInContext(this.ref) as Ref);
+  }
+
+  voidType(): Type {
+    return new Type(C.LLVMVoidTypeInContext(this.ref) as Ref);
+  }
+
+  /** The (opaque) pointer type of address space 0. */
+  ptrType(): Type {
+    return new Type(C.LLVMPointerTypeInContext(this.ref, 0) as Ref);
+  }
+
+  arrayType(element: Type, count: number): Type {
+    return new Type(C.LLVMArrayType2(element.ref, BigInt(count)) as Ref);
+  }
+
+  functionType(ret: Type, params: readonly Type[]): Type {
+    return new Type(C.LLVMFunctionType(ret.ref, params.map((t) => t.ref), params.length, 0) as Ref);
+  }
+
+  /**
+   * A metadata node as a value: strings become MDStrings, numbers i32 and
+   * bigints i64 constants (as in `!{!"branch_weights", i32 3, i32 1}`).
+   */
+  mdNode(items: readonly MetadataItem[]): Ref {
+    const i32 = this.int32Type();
+    const i64 = this.int64Type();
+    const mds = items.map((x) =>
+      typeof x === 'string'
+        ? (C.LLVMMDStringInContext2(this.ref, x, Buffer.byteLength(x)) as Ref)
+        : typeof x === 'object'
+          ? this.mdNode(x)
+          : (C.LLVMValueAsMetadata((typeof x === 'number' ? i32.constInt(BigInt(x)) : i64.constInt(x)).ref) as Ref),
+    );
+    return C.LLVMMDNodeInContext2(this.ref, mds, mds.length) as Ref;
+  }
+
+  mdKind(name: string): number {
+    return C.LLVMGetMDKindIDInContext(this.ref, name, Buffer.byteLength(name)) as number;
   }
 
   get isDisposed(): boolean {
@@ -391,6 +436,95 @@ export class Value {
 
   aggregateElement(i: number): Value | null {
     return wrap(C.LLVMGetAggregateElement(this.ref, i) as MaybeRef);
+  }
+
+  /* terminators and returns */
+
+  /** Basic blocks: the terminator instruction (null while the block is being built). */
+  terminator(): Value | null {
+    return wrap(C.LLVMGetBasicBlockTerminator(this.ref) as MaybeRef);
+  }
+
+  isBranch(): boolean {
+    return C.LLVMIsABranchInst(this.ref) !== null;
+  }
+
+  isConditionalBranch(): boolean {
+    return this.isBranch() && (C.LLVMIsConditional(this.ref) as number) !== 0;
+  }
+
+  isSwitch(): boolean {
+    return C.LLVMIsASwitchInst(this.ref) !== null;
+  }
+
+  isReturn(): boolean {
+    return C.LLVMIsAReturnInst(this.ref) !== null;
+  }
+
+  /** Conditional branches: the i1 condition; switches: the value switched on. */
+  condition(): Value {
+    if (this.isSwitch()) return this.operand(0)!;
+    return new Value(C.LLVMGetCondition(this.ref) as Ref);
+  }
+
+  get successorCount(): number {
+    return C.LLVMGetNumSuccessors(this.ref) as number;
+  }
+
+  /** Switches: the case values, in successor order (successor 0 is the default). */
+  switchCaseValues(): Value[] {
+    const out: Value[] = [];
+    for (let i = 2; i < this.numOperands; i += 2) out.push(this.operand(i)!);
+    return out;
+  }
+
+  isAlloca(): boolean {
+    return C.LLVMIsAAllocaInst(this.ref) !== null;
+  }
+
+  /** Functions: its parameters. */
+  params(): Value[] {
+    const n = C.LLVMCountParams(this.ref) as number;
+    const out: Value[] = [];
+    for (let i = 0; i < n; i++) out.push(new Value(C.LLVMGetParam(this.ref, i) as Ref));
+    return out;
+  }
+
+  /** Functions: takes a variable number of arguments. */
+  isVarArg(): boolean {
+    return (C.LLVMIsFunctionVarArg(C.LLVMGlobalGetValueType(this.ref)) as number) !== 0;
+  }
+
+  /** Functions: a new basic block before the current first one (it becomes the entry). */
+  prependBlock(name: string, ctx: Context = contextOf(this)): Value {
+    const first = C.LLVMGetFirstBasicBlock(this.ref) as MaybeRef;
+    if (!first) throw new Error('prependBlock: the function has no body');
+    return new Value(C.LLVMInsertBasicBlockInContext(ctx.ref, first, name) as Ref);
+  }
+
+  /** Functions: a new basic block after the last one. */
+  appendBlock(name: string, ctx: Context = contextOf(this)): Value {
+    return new Value(C.LLVMAppendBasicBlockInContext(ctx.ref, this.ref, name) as Ref);
+  }
+
+  /** Calls marked musttail (nothing may come between them and the return). */
+  isMustTailCall(): boolean {
+    return this.isCall() && (C.LLVMGetTailCallKind(this.ref) as number) === 2;
+  }
+
+  /**
+   * Attach `!kind !{items}` (Context.mdNode) to this instruction, or to this
+   * function or global.
+   */
+  setMetadataNode(kind: string, items: readonly MetadataItem[], ctx: Context = contextOf(this)): void {
+    const node = ctx.mdNode(items);
+    if (this.isInstruction()) C.LLVMSetMetadata(this.ref, ctx.mdKind(kind), C.LLVMMetadataAsValue(ctx.ref, node));
+    else C.LLVMGlobalSetMetadata(this.ref, ctx.mdKind(kind), node);
+  }
+
+  /** Textual IR of this value (a function: its whole definition). */
+  print(): string {
+    return takeMessage(C.LLVMPrintValueToString(this.ref) as MaybeRef);
   }
 
   /* functions */
@@ -730,6 +864,16 @@ export class Module {
     return owned(new Value(C.LLVMAddGlobal(this.ref, type.ref, name) as Ref), this.context)!;
   }
 
+  /** Add a module flag whose conflicts are errors (`!{i32 1, !"key", !{...}}`), e.g. the ProfileSummary. */
+  addModuleFlag(key: string, items: readonly MetadataItem[]): void {
+    C.LLVMAddModuleFlag(this.ref, 0 /* LLVMModuleFlagBehaviorError */, key, Buffer.byteLength(key), this.context.mdNode(items));
+  }
+
+  /** A function declaration (a body-less function) of type `fnType` (Context.functionType). */
+  addFunction(name: string, fnType: Type): Value {
+    return owned(new Value(C.LLVMAddFunction(this.ref, name, fnType.ref) as Ref), this.context)!;
+  }
+
   createBuilder(): Builder {
     return new Builder(this.context);
   }
@@ -769,6 +913,78 @@ export class Builder {
     const old = C.LLVMBuildLoad2(this.ref, i64.ref, slot, 'kjit.count') as Ref;
     const sum = C.LLVMBuildAdd(this.ref, old, i64.constInt(1n).ref, 'kjit.count.inc') as Ref;
     C.LLVMBuildStore(this.ref, sum, slot);
+  }
+
+  private get b(): Ref {
+    if (this.ref === null) throw new DisposedError('Builder');
+    return this.ref;
+  }
+
+  /** New instructions go before `inst`. */
+  positionBefore(inst: Value): this {
+    C.LLVMPositionBuilderBefore(this.b, inst.ref);
+    return this;
+  }
+
+  /** New instructions go at the end of `block`. */
+  positionAtEnd(block: Value): this {
+    C.LLVMPositionBuilderAtEnd(this.b, block.ref);
+    return this;
+  }
+
+  /** Move `inst` (with its uses intact) to where the builder is. */
+  move(inst: Value): void {
+    C.LLVMInstructionRemoveFromParent(inst.ref);
+    C.LLVMInsertIntoBuilder(this.b, inst.ref);
+  }
+
+  load(type: Type, ptr: Value): Value {
+    return new Value(C.LLVMBuildLoad2(this.b, type.ref, ptr.ref, '') as Ref);
+  }
+
+  and(a: Value, b: Value): Value {
+    return new Value(C.LLVMBuildAnd(this.b, a.ref, b.ref, '') as Ref);
+  }
+
+  condBr(cond: Value, then: Value, otherwise: Value): void {
+    C.LLVMBuildCondBr(this.b, cond.ref, then.ref, otherwise.ref);
+  }
+
+  ret(v: Value | null): void {
+    if (v) C.LLVMBuildRet(this.b, v.ref);
+    else C.LLVMBuildRetVoid(this.b);
+  }
+
+  /** `base` + `bytes` (an i8 GEP; a constant expression when `base` is a constant). */
+  offsetPointer(base: Value, bytes: number): Value {
+    const i8 = C.LLVMInt8TypeInContext(this.ctx.ref) as Ref;
+    return new Value(C.LLVMBuildGEP2(this.b, i8, base.ref, [this.ctx.int64Type().constInt(BigInt(bytes)).ref], 1, '') as Ref);
+  }
+
+  select(cond: Value, a: Value, b: Value): Value {
+    return new Value(C.LLVMBuildSelect(this.b, cond.ref, a.ref, b.ref, '') as Ref);
+  }
+
+  icmpEq(a: Value, b: Value): Value {
+    return new Value(C.LLVMBuildICmp(this.b, 32 /* LLVMIntEQ */, a.ref, b.ref, '') as Ref);
+  }
+
+  call(fnType: Type, fn: Value, args: readonly Value[]): Value {
+    return new Value(C.LLVMBuildCall2(this.b, fnType.ref, fn.ref, args.map((a) => a.ref), args.length, '') as Ref);
+  }
+
+  /** Add 1 to element `index` (an i64 value) of the i64 array at `base`. */
+  incrementElement(base: Value, index: Value): void {
+    const i64 = this.ctx.int64Type();
+    const slot = C.LLVMBuildGEP2(this.b, i64.ref, base.ref, [index.ref], 1, '') as Ref;
+    const old = C.LLVMBuildLoad2(this.b, i64.ref, slot, 'kjit.count') as Ref;
+    C.LLVMBuildStore(this.b, C.LLVMBuildAdd(this.b, old, i64.constInt(1n).ref, 'kjit.count.inc'), slot);
+  }
+
+  /** The address of element `index` (a constant) of the i64 array at `base`. */
+  elementAddress(base: Value, index: number): Value {
+    const i64 = this.ctx.int64Type();
+    return new Value(C.LLVMBuildGEP2(this.b, i64.ref, base.ref, [i64.constInt(BigInt(index)).ref], 1, '') as Ref);
   }
 
   dispose(): void {
@@ -985,6 +1201,29 @@ export class ResourceTracker {
   }
 }
 
+/**
+ * A JIT event listener (LLVMJITEventListenerRef).  The ones LLVM creates
+ * through the C API are process-wide singletons that LLVM owns and never
+ * frees (there is no dispose function): nothing to dispose here either.
+ */
+export type JITEventListener = Ref & { readonly __brand: 'JITEventListener' };
+
+/**
+ * LLVM's perf listener: it writes a jitdump file (jit-PID.dump, opened once
+ * per process under $JITDUMPDIR or $HOME, mmap'ed PROT_EXEC so `perf record`
+ * sees it) with a JIT_CODE_LOAD record per function of every object linked
+ * by an RTDyld layer it is registered with.  Null when this libLLVM was
+ * built without LLVM_USE_PERF (Debian's is built with it; if the file cannot
+ * be opened it still returns the listener, which then writes nothing).
+ * Do not register it with a kernel's JIT: it reads code at address 0 for a
+ * weak function RTDyld skipped, and kjit's objects all have one (the
+ * retpoline thunk; docs/llvm-notes.md).  kjit writes jitdump itself
+ * (src/sampler/jitdump.ts); this stays for the test that watches the bug.
+ */
+export function perfJITEventListener(): JITEventListener | null {
+  return (C.LLVMCreatePerfJITEventListener() as MaybeRef) as JITEventListener | null;
+}
+
 export interface LLJITOptions {
   /**
    * A native LLVMOrcLLJITBuilderObjectLinkingLayerCreatorFunction and its
@@ -1110,6 +1349,11 @@ export class LLJIT {
     return this.symbolsOf(this.objects.get(null) ?? []);
   }
 
+  /** The sized symbols of one added object, by address (placed as symbols() places them); not cached. */
+  objectPlacement(object: Uint8Array): readonly JitSymbol[] {
+    return this.symbolsOf([object]);
+  }
+
   private symbolsOf(objects: readonly Uint8Array[]): JitSymbol[] {
     const table: JitSymbol[] = [];
     for (const object of objects) {
@@ -1152,31 +1396,3 @@ export class LLJIT {
     this.dispose();
   }
 }
-/**
- * A JIT event listener (LLVMJITEventListenerRef).  The ones LLVM creates
- * through the C API are process-wide singletons that LLVM owns and never
- * frees (there is no dispose function): nothing to dispose here either.
- */
-export type JITEventListener = Ref & { readonly __brand: 'JITEventListener' };
-
-/**
- * LLVM's perf listener: it writes a jitdump file (jit-PID.dump, opened once
- * per process under $JITDUMPDIR or $HOME, mmap'ed PROT_EXEC so `perf record`
- * sees it) with a JIT_CODE_LOAD record per function of every object linked
- * by an RTDyld layer it is registered with.  Null when this libLLVM was
- * built without LLVM_USE_PERF (Debian's is built with it; if the file cannot
- * be opened it still returns the listener, which then writes nothing).
- * Do not register it with a kernel's JIT: it reads code at address 0 for a
- * weak function RTDyld skipped, and kjit's objects all have one (the
- * retpoline thunk; docs/llvm-notes.md).  kjit writes jitdump itself
- * (src/sampler/jitdump.ts); this stays for the test that watches the bug.
- */
-export function perfJITEventListener(): JITEventListener | null {
-  return (C.LLVMCreatePerfJITEventListener() as MaybeRef) as JITEventListener | null;
-}
-
-  /** The sized symbols of one added object, by address (placed as symbols() places them); not cached. */
-  objectPlacement(object: Uint8Array): readonly JitSymbol[] {
-    return this.symbolsOf([object]);
-  }
-

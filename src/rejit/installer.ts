@@ -25,9 +25,13 @@ import { objectSymbols, type ResourceTracker } from '../native/llvm.js';
 import { CodeRegion } from '../native/codemem.js';
 import { type EntryChange, Redirector } from './redirect.js';
 import { type CompileServer, compileServer } from '../scheduler/compile-server.js';
+import type { UnitRequest } from './unit.js';
 import { CodeMap, type CodeVersion, type VersionKind } from './versions.js';
 
 export type InstallPhase = 'build' | 'link' | 'redirect';
+
+/** What a version is built with (src/rejit/unit.ts UnitRequest). */
+export type CompileOptions = Partial<Pick<UnitRequest, 'countEntries' | 'source' | 'instrument' | 'profile' | 'specialize' | 'pipeline' | 'inlineDepth'>>;
 
 export class InstallError extends Error {
   readonly phase: InstallPhase;
@@ -94,7 +98,11 @@ export class Installer {
    * Phases build (in the compile server's process) and link (here): a
    * version ready to go live.
    */
-  async compile(fn: string, kind: VersionKind, opts: { countEntries?: boolean; source?: Uint8Array } = {}): Promise<CodeVersion> {
+  async compile(
+    fn: string,
+    kind: VersionKind,
+    opts: CompileOptions = {},
+  ): Promise<CodeVersion> {
     const id = this.nextId++;
     let phase: InstallPhase = 'build';
     try {
@@ -104,6 +112,11 @@ export class Installer {
         id,
         ...(opts.countEntries ? { countEntries: true } : {}),
         ...(opts.source ? { source: opts.source } : {}),
+        ...(opts.instrument ? { instrument: opts.instrument } : {}),
+        ...(opts.profile ? { profile: opts.profile } : {}),
+        ...(opts.specialize ? { specialize: opts.specialize } : {}),
+        ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
+        ...(opts.inlineDepth !== undefined ? { inlineDepth: opts.inlineDepth } : {}),
       });
       phase = 'link';
       const jit = this.instance.jit;
@@ -124,9 +137,16 @@ export class Installer {
           reason: kind,
           tracker,
           times: { compiledMs: unit.ms },
+          ...(unit.data ? { data: { ...unit.data, address: jit.lookup(unit.data.symbol) } } : {}),
+          build: {
+            irInstructions: unit.irInstructions,
+            ...(unit.profile ? { profile: unit.profile } : {}),
+            ...(unit.specialized ? { specialized: unit.specialized } : {}),
+          },
         };
         this.byFunction.set(fn, [...this.versionsOf(fn), version]);
         this.codeMap.add(version);
+        this.instance.codeLinked(unit.object); /* profilers (jitdump) learn of its code */
         return version;
       } catch (e) {
         tracker.remove();
@@ -146,7 +166,6 @@ export class Installer {
     this.tail = run.catch(() => {});
     return run;
   }
-        this.instance.codeLinked(unit.object); /* profilers (jitdump) learn of its code */
 
   /** Phase redirect: `version` becomes what calls to its function run. Resolves with the time it took in ms. */
   activate(version: CodeVersion): Promise<number> {
@@ -253,11 +272,14 @@ export class Installer {
 
   private retired(): CodeVersion[] {
     const out: CodeVersion[] = [];
-    for (const versions of this.byFunction.values()) for (const v of versions) if (v.state === 'retired' && v.tracker) out.push(v);
+    for (const versions of this.byFunction.values()) for (const v of versions) if (v.state === 'retired' && v.tracker && !v.pinned) out.push(v);
     return out;
   }
 
   private free(v: CodeVersion): void {
+    const before = v.beforeFree;
+    v.beforeFree = undefined;
+    before?.(v);
     v.tracker!.remove();
     v.tracker!.dispose();
     v.tracker = null;

@@ -13,7 +13,12 @@ import { makeTargetMachine, specialize } from '../kernel/compile.js';
 import type { ModeSpec } from '../kernel/modes.js';
 import type { PreparedBoot } from '../kernel/run.js';
 import type { TargetSpec } from '../kernel/specialize.js';
-import { Context, Linkage, Module, type Value, Visibility } from '../native/llvm.js';
+import { Context, Linkage, Module, type Type, type Value, Visibility } from '../native/llvm.js';
+import { specializeWithGuard, type FoldedSysctl } from '../pgo/guard.js';
+import { type AppliedProfile, attachCounts, type SummaryNumbers, summaryMetadata } from '../pgo/metadata.js';
+import { profileSites, siteShape } from '../pgo/sites.js';
+import type { FunctionCounts } from '../sampler/counts.js';
+import { functionIrHash } from '../store/ir-hash.js';
 import type { VersionKind } from './versions.js';
 
 /** What a unit is built from: the image as boot saw it (the compile server has its own copy). */
@@ -47,12 +52,58 @@ export interface UnitRequest {
    * (buildStateUnit) and is linked to, never defined here.
    */
   source?: Uint8Array;
+  /**
+   * Instrument the version: 'counts' counts entries, every conditional
+   * branch's and switch's successors, and records indirect-call targets
+   * (an instrumentation window, src/sampler/instrument.ts); 'probe' counts
+   * calls and records their latencies (a live probe, src/sampler/probe.ts).
+   * The data is in the version's own object, under BuiltUnit.data.symbol.
+   */
+  instrument?: 'counts' | 'probe';
+  /**
+   * Profile-guided optimization: the function's exact counts become `!prof`
+   * metadata (src/pgo/metadata.ts) under a module ProfileSummary, so LLVM's
+   * PGO-aware passes act; counts for other IR (another ir_hash, another
+   * shape) are never applied (BuiltUnit.profile says why).
+   */
+  profile?: { counts: FunctionCounts; summary: SummaryNumbers };
+  /** Run-time sysctl variables to fold to these values, behind an entry guard (src/pgo/guard.ts). */
+  specialize?: Record<string, string>;
+  /** The pass pipeline (default: the mode's). */
+  pipeline?: string;
+  /** Return the unit's IR before and after optimization (tests, `kjit explain`). */
+  keepIr?: boolean;
+}
+
+/** Where the counts of a 'counts' version are, in i64 words of its data. */
+export interface CountsLayout {
+  /** Word 0 is the entry count; then each branch site's successors, in order. */
+  branches: number[];
+  /** Then one KJIT_VP_WORDS table per indirect call, in order. */
+  icalls: number;
+  shape: string;
+}
+
+export interface UnitData {
+  symbol: string;
+  words: number;
+  counts?: CountsLayout;
 }
 
 export interface BuiltUnit {
   object: Uint8Array;
   symbol: string;
   hitsSymbol: string | null;
+  /** The instrumentation's data (UnitRequest.instrument). */
+  data: UnitData | null;
+  /** What became of UnitRequest.profile. */
+  profile?: AppliedProfile;
+  /** The sysctls folded behind the guard (UnitRequest.specialize), with the loads folded. */
+  specialized?: FoldedSysctl[];
+  /** IR instructions in the function before optimization (the compile-time model's size). */
+  irInstructions: number;
+  /** UnitRequest.keepIr: the unit's module before and after optimization. */
+  ir?: { before: string; after: string };
   /** Functions whose bodies the version may contain (the inline map). */
   inlines: string[];
   ms: number;
@@ -105,6 +156,13 @@ export function buildUnit(p: UnitBase, req: UnitRequest): BuiltUnit {
       throw new KjitError(`the image defines no function '${req.fn}' (or boot removed it)`, 'name a function of the running kernel');
     }
     const inlines = calleesWithin(m, fn, req.inlineDepth ?? 2);
+    /* the recorded targets of indirect calls: promoted to direct calls, their bodies may be inlined */
+    for (const site of req.profile?.counts.icalls ?? []) {
+      for (const t of site.targets) {
+        const target = m.getFunction(t.function);
+        if (target && !target.isDeclaration()) inlines.add(t.function);
+      }
+    }
     /* Code and constants the image does not have come from a patch: each
      * version gets its own local copy (two versions may not both define a
      * symbol).  Everything else links to the live image. */
@@ -150,16 +208,117 @@ export function buildUnit(p: UnitBase, req: UnitRequest): BuiltUnit {
       const first = fn.instructions().next().value as Value;
       b.incrementBefore(first, hits, 0);
     }
+    const data = req.instrument ? instrument(m, fn, symbol, req.instrument) : null;
+    let profile: AppliedProfile | undefined;
+    if (req.profile) {
+      const pristineFn = p.pristine.getFunction(req.fn);
+      const hash = pristineFn ? functionIrHash(pristineFn) : '';
+      if (req.profile.counts.ir_hash && req.profile.counts.ir_hash !== hash) {
+        profile = { applied: false, reason: `stale: the profile is of other IR (hash ${req.profile.counts.ir_hash.slice(0, 12)}, the image has ${hash.slice(0, 12)})`, branches: 0, icalls: 0, valueProfiled: 0 };
+      } else {
+        profile = attachCounts(m, fn, req.profile.counts);
+        if (profile.applied) m.addModuleFlag('ProfileSummary', summaryMetadata(req.profile.summary));
+      }
+    }
+    const specialized = req.specialize
+      ? specializeWithGuard(m, fn, req.fn, new Map(Object.entries(req.specialize).map(([k, v]) => [k, BigInt(v)])))
+      : undefined;
+    let irInstructions = 0;
+    for (const _ of fn.instructions()) irInstructions++;
     const problem = m.verify();
     if (problem) throw new KjitError(`the version of ${req.fn} fails verification: ${problem.split('\n')[0]}`, 'report this as a kjit bug', 1);
     using tm = makeTargetMachine(p.target);
-    m.runPasses(p.mode.pipeline, tm);
+    const irBefore = req.keepIr ? m.print() : '';
+    m.runPasses(req.pipeline ?? p.mode.pipeline, tm);
+    const ir = req.keepIr ? { before: irBefore, after: m.print() } : undefined;
     const object = tm.emitObject(m);
-    return { object, symbol, hitsSymbol, inlines: [...inlines], ms: performance.now() - t0 };
+    return {
+      object,
+      symbol,
+      hitsSymbol,
+      data,
+      inlines: [...inlines],
+      ms: performance.now() - t0,
+      irInstructions,
+      ...(ir ? { ir } : {}),
+      ...(profile ? { profile } : {}),
+      ...(specialized ? { specialized } : {}),
+    };
   } finally {
     m.dispose();
     ctx.dispose();
   }
+}
+
+/** Mirrors ir/runtime/kjit_probe.h (checked against kjit_probe_layout at run time). */
+export const PROBE_LAYOUT = { vpTargets: 8, vpWords: 2 + 2 * 8, probeHeadWords: 3, latBuckets: 512 } as const;
+
+/**
+ * Add the instrumentation to `fn` (the version, already renamed to
+ * `symbol`), before any optimization: the optimizer then keeps the counts
+ * exact while it optimizes around them (they are memory every unknown call
+ * may read, so they are not held in registers across calls that may switch
+ * kernel tasks).
+ */
+function instrument(m: Module, fn: Value, symbol: string, kind: 'counts' | 'probe'): UnitData {
+  const ctx = m.context;
+  const i64 = ctx.int64Type();
+  const ptr = ctx.ptrType();
+  using b = m.createBuilder();
+  const entry = fn.blocks().next().value!.instructions().next().value as Value;
+  const declare = (name: string, ret: Type, params: Type[]) => {
+    const type = ctx.functionType(ret, params);
+    return { fn: m.getFunction(name) ?? m.addFunction(name, type), type };
+  };
+  const dataGlobal = (name: string, words: number) => {
+    const g = m.addGlobal(ctx.arrayType(i64, words), name);
+    g.initializer = ctx.arrayType(i64, words).constNull();
+    g.visibility = Visibility.Hidden;
+    return g;
+  };
+  if (kind === 'probe') {
+    const words = PROBE_LAYOUT.probeHeadWords + PROBE_LAYOUT.latBuckets;
+    const name = `${symbol}.probe`;
+    const probe = dataGlobal(name, words);
+    const now = declare('kjit_probe_now', i64, []);
+    const record = declare('kjit_probe_record', ctx.voidType(), [ptr, i64]);
+    const returns = [...fn.instructions()].filter((i) => i.isReturn());
+    const mustTail = [...fn.instructions()].some((i) => i.isMustTailCall());
+    if (mustTail) throw new KjitError(`${fn.name} ends in a musttail call; a probe cannot time it`, 'probe one of its callers instead');
+    const t0 = b.positionBefore(entry).call(now.type, now.fn, []);
+    for (const ret of returns) b.positionBefore(ret).call(record.type, record.fn, [probe, t0]);
+    return { symbol: name, words };
+  }
+  const sites = profileSites(fn);
+  const branchWords = sites.branches.reduce((n, s) => n + s.successors, 0);
+  const words = 1 + branchWords + sites.icalls.length * PROBE_LAYOUT.vpWords;
+  const name = `${symbol}.counts`;
+  const counts = dataGlobal(name, words);
+  b.positionBefore(entry).incrementElement(counts, i64.constInt(0n));
+  let at = 1;
+  for (const site of sites.branches) {
+    b.positionBefore(site.inst);
+    const cond = site.inst.condition();
+    let index: Value;
+    if (site.kind === 'br') {
+      index = b.select(cond, i64.constInt(BigInt(at)), i64.constInt(BigInt(at + 1)));
+    } else {
+      index = i64.constInt(BigInt(at)); /* the default */
+      site.inst.switchCaseValues().forEach((v, k) => {
+        index = b.select(b.icmpEq(cond, v), i64.constInt(BigInt(at + 1 + k)), index);
+      });
+    }
+    b.incrementElement(counts, index);
+    at += site.successors;
+  }
+  const record = declare('kjit_vp_record', ctx.voidType(), [ptr, ptr]);
+  for (const call of sites.icalls) {
+    b.positionBefore(call);
+    b.call(record.type, record.fn, [b.elementAddress(counts, at), call.calledValue()!]);
+    at += PROBE_LAYOUT.vpWords;
+  }
+  const layout = { branches: sites.branches.map((s) => s.successors), icalls: sites.icalls.length };
+  return { symbol: name, words, counts: { ...layout, shape: siteShape(sites) } };
 }
 
 /**

@@ -6,6 +6,9 @@
  * attributed to the version that was there.
  */
 import type { ResourceTracker } from '../native/llvm.js';
+import type { FoldedSysctl } from '../pgo/guard.js';
+import type { AppliedProfile } from '../pgo/metadata.js';
+import type { UnitData } from './unit.js';
 
 export type VersionKind = 'baseline' | 'instrumented' | 'optimized' | 'specialized' | 'patched';
 
@@ -31,6 +34,14 @@ export interface CodeVersion {
   reason: string;
   tracker: ResourceTracker | null;
   times: { compiledMs: number; liveMs?: number; retiredMs?: number; freedMs?: number };
+  /** An instrumented or probing version's data (src/rejit/unit.ts UnitData), at `address`. */
+  data?: UnitData & { address: bigint };
+  /** How it was built: IR size, and what became of its profile and specialization. */
+  build?: { irInstructions: number; profile?: AppliedProfile; specialized?: FoldedSysctl[] };
+  /** A retired version kept (not freed) because it will be made live again (an instrumentation window's previous version). */
+  pinned?: boolean;
+  /** Called once, just before the version's code and data are freed (after its grace period): read its data here. */
+  beforeFree?: (v: CodeVersion) => void;
 }
 
 export interface CodeRange {
