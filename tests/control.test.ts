@@ -289,6 +289,29 @@ describe('a serving instance', () => {
     expect(journalLines(k.journal).some((l) => l.kind === 'snapshot' && !l.final)).toBe(true);
   });
 
+  it('probe: counts and times a function live, then removes itself; refuses unknown functions and safe mode', () => {
+    const before = kjitJson('status');
+    const r = kjitJson('probe', 'tcp_transmit_skb', '--seconds', '0.5');
+    expect(r.function).toBe('tcp_transmit_skb');
+    expect(r.calls).toBeGreaterThan(0);
+    expect(r.histogram.reduce((s: number, h: { count: number }) => s + h.count, 0)).toBe(r.calls);
+    expect(r.latency_us.p50).toBeGreaterThan(0);
+    const after = kjitJson('status');
+    expect(after.versions.live).toBe(before.versions.live); /* removed again */
+    expect(after.versions.installs).toBe(before.versions.installs + 1);
+    expect(after.state).toBe('running');
+    const human = kjit('probe', 'tcp_transmit_skb', '--seconds', '0.3');
+    expect(human.status).toBe(0);
+    expect(human.stdout).toMatch(/tcp_transmit_skb: \d+ calls in 0\.3 s/);
+    expect(human.stdout).toMatch(/\|@+/);
+    expectRefused(kjit('probe', 'no_such_function'), /the kernel has no function 'no_such_function'/);
+    expectRefused(kjit('probe', 'tcp_transmit_skb', '--seconds', '0'), /--seconds 0 is out of range/);
+    kjitJson('mode', 'safe');
+    expectRefused(kjit('probe', 'tcp_transmit_skb', '--seconds', '0.2'), /re-JIT is in safe mode/);
+    kjitJson('mode', 'normal');
+    expect(kjitJson('status').versions.installs).toBe(before.versions.installs + 2);
+  });
+
   it('refuses a peer of another uid by its credentials, not by file permissions', async (ctx) => {
     if (process.geteuid!() !== 0) {
       console.log('skipped: starting a client as another uid needs root');
@@ -355,6 +378,9 @@ describe('bad requests', () => {
       [`{"v":1,"cmd":"patch","function":"csum_fold","ir":${JSON.stringify(garbage)}}`, 'patch-refused'],
       [`{"v":1,"cmd":"patch","function":"csum_fold","ir":${JSON.stringify(narrowed)}}`, 'patch-refused'],
       [`{"v":1,"cmd":"patch","function":"no_such_fn","ir":${JSON.stringify(narrowed)}}`, 'patch-refused'],
+      ['{"v":1,"cmd":"probe","function":"no_such_fn","seconds":0.1}', 'no-such-function'],
+      ['{"v":1,"cmd":"probe","function":"csum_fold","seconds":601}', 'malformed'],
+      ['{"v":1,"cmd":"probe","seconds":1}', 'malformed'],
       ['{"v":1,"cmd":"revert"}', 'no-patch'],
       ['{"v":1,"cmd":"mode","set":"fast"}', 'malformed'],
     ];
@@ -421,6 +447,8 @@ describe('stale sockets', () => {
     expect(existsSync(join(rundir, `${other.pid}.sock`))).toBe(false);
     expect(existsSync(orphan)).toBe(false);
     expectRefused(kjit('status'), /no kjit instance is running/);
+    expectRefused(kjit('probe', 'tcp_transmit_skb'), /no kjit instance is running/);
+    expectRefused(kjit('probe', String(crashed.pid), 'tcp_transmit_skb'), /kjit instance \d+ is not running|no kjit instance with pid/);
   });
 });
 

@@ -7,9 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { KernelInstance } from '../dist/src/kernel/instance.js';
-import { execute, instanceOptions, prepareBoot, type PreparedBoot } from '../dist/src/kernel/run.js';
-import { Installer } from '../dist/src/rejit/installer.js';
+import { type Kernel, withKernel as withKernelOf } from './kernel.js';
+import { execute, prepareBoot, type PreparedBoot } from '../dist/src/kernel/run.js';
 import { readU64 } from '../dist/src/native/libc.js';
 import { applyPatch, inlinersOf, patchSet, revertPatch } from '../dist/src/rejit/patch.js';
 
@@ -60,15 +59,7 @@ beforeAll(async () => {
 afterAll(() => p?.dispose());
 
 /** A kernel of the test program with an installer, for `body`; disposed after it. */
-async function withKernel<T>(opts: typeof run, body: (k: { instance: KernelInstance; installer: Installer }) => Promise<T>): Promise<T> {
-  const instance = KernelInstance.load(p.compiled.objects, instanceOptions(p, opts).opts);
-  const installer = new Installer(instance, p);
-  try {
-    return await body({ instance, installer });
-  } finally {
-    await instance.dispose();
-  }
-}
+const withKernel = <T>(opts: typeof run, body: (k: Kernel) => Promise<T>) => withKernelOf(p, opts, body);
 
 async function patchedRun(file: string, fn = 'step') {
   return withKernel(run, async ({ instance, installer }) => {

@@ -11,6 +11,14 @@ import { ExitCode, KjitError } from '../errors.js';
 import { LineFramer, PROTOCOL_VERSION, type Reply, type RequestBody, requestLine } from './protocol.js';
 import { runtimeDir, socketPath, sweep } from './rundir.js';
 
+/** How long a reply to `body` may take: a patch waits for its compile, a probe for its duration too. */
+function replyTimeoutMs(body: RequestBody): number {
+  if (body.cmd === 'probe') return (body.seconds ?? PROBE_DEFAULT_SECONDS) * 1000 + CLIENT_PARAMS.patchReplyTimeoutMs;
+  return body.cmd === 'patch' ? CLIENT_PARAMS.patchReplyTimeoutMs : CLIENT_PARAMS.replyTimeoutMs;
+}
+
+export const PROBE_DEFAULT_SECONDS = 5;
+
 export const CLIENT_PARAMS = {
   connectTimeoutMs: 2000,
   /** Most replies take microseconds; one behind a patch waits for its compile. */
@@ -81,7 +89,7 @@ export class ControlConnection {
   }
 
   /** Send one request; resolves with its reply (a refusal included). */
-  request(body: RequestBody, timeoutMs = body.cmd === 'patch' ? CLIENT_PARAMS.patchReplyTimeoutMs : CLIENT_PARAMS.replyTimeoutMs): Promise<Reply> {
+  request(body: RequestBody, timeoutMs = replyTimeoutMs(body)): Promise<Reply> {
     if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -14,6 +14,7 @@
  *   patch   function, ir        apply a live patch; `ir` is an absolute path the server reads
  *   revert  [function]          undo the live patch of `function` (default: the latest)
  *   mode    [set]               read, or set, the re-JIT mode: normal | safe | dry-run
+ *   probe   function, [seconds] count and time the function's calls for a while (default 5 s, at most 600)
  * `id` (optional: an integer, or a string of at most 64 characters) is echoed.
  * Sysctl values are int64: they travel as decimal strings (a JSON integer
  * is accepted in requests).
@@ -34,7 +35,8 @@ export type Request =
   | { id: RequestId; cmd: 'sysctl'; name?: string; value?: string }
   | { id: RequestId; cmd: 'patch'; function: string; ir: string }
   | { id: RequestId; cmd: 'revert'; function?: string }
-  | { id: RequestId; cmd: 'mode'; set?: RejitMode };
+  | { id: RequestId; cmd: 'mode'; set?: RejitMode }
+  | { id: RequestId; cmd: 'probe'; function: string; seconds?: number };
 
 export type Command = Request['cmd'];
 
@@ -58,6 +60,8 @@ export type ErrorCode =
   | 'not-patchable'
   | 'no-patch'
   | 'patch-refused'
+  | 'no-such-function'
+  | 'probe-refused'
   | 'internal';
 
 /** Why a request was not carried out: sent to the client as is; nothing changed. */
@@ -153,7 +157,11 @@ const FIELDS: Record<Command, { required: readonly string[]; optional: readonly 
   patch: { required: ['function', 'ir'], optional: [] },
   revert: { required: [], optional: ['function'] },
   mode: { required: [], optional: ['set'] },
+  probe: { required: ['function'], optional: ['seconds'] },
 };
+
+/** Longest probe a request may ask for. */
+export const MAX_PROBE_SECONDS = 600;
 
 const SYSCTL_NAME = /^[a-z0-9_.]{1,64}$/;
 const FUNCTION_NAME = /^[A-Za-z_.$][\w.$]{0,255}$/;
@@ -252,5 +260,11 @@ function checkFields(cmd: Command, o: Record<string, unknown>): Record<string, u
         return malformed(`\`set\` must be one of ${REJIT_MODES.join(', ')}`);
       }
       return { cmd, ...(o.set !== undefined ? { set: o.set } : {}) };
+    case 'probe':
+      if (typeof o.function !== 'string' || !FUNCTION_NAME.test(o.function)) return malformed('`function` must be a function name');
+      if (o.seconds !== undefined && !(typeof o.seconds === 'number' && o.seconds > 0 && o.seconds <= MAX_PROBE_SECONDS)) {
+        return malformed(`\`seconds\` must be a number of seconds above 0 and at most ${MAX_PROBE_SECONDS}`);
+      }
+      return { cmd, function: o.function, ...(o.seconds !== undefined ? { seconds: o.seconds } : {}) };
   }
 }

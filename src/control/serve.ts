@@ -61,7 +61,7 @@ export async function serve(req: ServeRequest): Promise<RunResult> {
   service.server = server;
   log(`pid ${process.pid}, control socket ${server.path}, re-JIT ${req.rejitMode}; stop with Ctrl-C or kill -TERM ${process.pid}`);
   try {
-    return await runKernel({ ...req.run, attach: service.attach });
+    return await runKernel({ ...req.run, attach: service.attach, rejitMode: () => service.mode, pgoLog: log });
   } finally {
     service.stop();
     await server.close();

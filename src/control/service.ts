@@ -17,6 +17,8 @@ import { KernelState } from '../native/control-block.js';
 import { monotonicNs, readU64, writeI64 } from '../native/libc.js';
 import { InstallError } from '../rejit/installer.js';
 import { type AppliedPatch, checkPatch, inlinersOf, type PatchSpec } from '../rejit/patch.js';
+import { probeFunction } from '../sampler/probe.js';
+import { PROBE_DEFAULT_SECONDS } from './client.js';
 import { decidePatch, decideSysctlWrite, findSysctl, foldedInto } from './decide.js';
 import type { Journal } from './journal.js';
 import { type Outcome, type RejitMode, type Refusal, refusal, type Request } from './protocol.js';
@@ -145,6 +147,11 @@ export class ControlService implements RequestHandler {
     this.rejitMode = opts.rejitMode;
   }
 
+  /** The re-JIT mode now (the pgo engine reads it every round). */
+  get mode(): RejitMode {
+    return this.rejitMode;
+  }
+
   /** ExecuteRequest.attach: serve this kernel until the returned function is called. */
   readonly attach = (run: LiveRun): (() => Promise<void>) => {
     this.run = run;
@@ -185,6 +192,9 @@ export class ControlService implements RequestHandler {
         return this.exclusive(() => this.revert(req.function));
       case 'mode':
         return req.set === undefined ? ok(this.modeReport()) : this.exclusive(() => this.setMode(req.set!));
+      case 'probe':
+        /* exclusive: no patch or mode change replaces the function while it is probed */
+        return this.exclusive(() => this.probe(req.function, req.seconds ?? PROBE_DEFAULT_SECONDS));
     }
   }
 
@@ -353,10 +363,19 @@ export class ControlService implements RequestHandler {
     const d = decideSysctlWrite(v, run.prepared.mode, text);
     if (!d.ok) return no(d.refusal);
     const previous = this.sysctlReport(run, v).value;
+    /* code that folded the old value stops running first (pgo mode) */
+    let despecialized: string[] = [];
+    if (run.pgo && previous !== d.value.toString()) {
+      try {
+        despecialized = await run.pgo.despecialize(v.sysctl.variable);
+      } catch (e) {
+        return no(refusal('internal', `the write of ${name} was not done: ${(e as Error).message}`, 'retry; kjit status shows what runs'));
+      }
+    }
     /* one aligned 8-byte store: the kernel's next read of the variable sees it */
     writeI64(run.instance.jit.lookup(v.sysctl.variable), d.value);
-    this.event('sysctl', `sysctl ${name}: ${previous} -> ${d.value}`, { name, previous, value: d.value.toString() });
-    return ok({ ...this.sysctlReport(run, v), previous });
+    this.event('sysctl', `sysctl ${name}: ${previous} -> ${d.value}`, { name, previous, value: d.value.toString(), despecialized });
+    return ok({ ...this.sysctlReport(run, v), previous, despecialized });
   }
 
   /* ---- re-JIT ------------------------------------------------------------------ */
@@ -386,6 +405,41 @@ export class ControlService implements RequestHandler {
     } catch (e) {
       if (e instanceof KjitError) return no(refusal('patch-refused', e.problem, e.fix));
       if (e instanceof InstallError) return no(refusal('patch-refused', firstLine(e.message), 'the previous code keeps running; fix the patch and retry'));
+      throw e;
+    }
+  }
+
+  /**
+   * A live probe (src/sampler/probe.ts): refused, with nothing installed, for
+   * a function the kernel does not have, in safe or dry-run mode, or when the
+   * code has no patchable entries.
+   */
+  private async probe(fn: string, seconds: number): Promise<Outcome> {
+    const run = this.live();
+    if (!('instance' in run)) return no(run);
+    if (!run.prepared.image.pristine.getFunction(fn) || run.instance.jit.tryLookup(fn) === null) {
+      const known = run.prepared.image.pristine.getFunction(fn) !== null;
+      return no(
+        refusal(
+          'no-such-function',
+          known ? `boot inlined ${fn} into its callers and dropped its own code` : `the kernel has no function '${fn}'`,
+          known ? 'probe one of its callers' : 'kjit status lists hot functions; names are the C names',
+        ),
+      );
+    }
+    if (this.rejitMode !== 'normal') {
+      return no(refusal('probe-refused', `a probe installs code, and re-JIT is in ${this.rejitMode} mode`, 'kjit mode normal, then probe again'));
+    }
+    const d = decidePatch(this.rejitMode, this.whyNotPatchable());
+    if (d.kind === 'refuse') return no(d.refusal);
+    if (!run.installer) return no(refusal('not-patchable', 'this kernel runs without an installer', 'restart it with kjit serve in boot mode'));
+    try {
+      const r = { ...(await probeFunction(run.instance, run.installer, fn, seconds)), inlined_into: inlinersOf(run.prepared, fn) };
+      this.event('probe', `probed ${fn} for ${r.seconds.toFixed(1)} s: ${r.calls} calls, p50 ${r.latency_us.p50} us, p99 ${r.latency_us.p99} us`, { fn, calls: r.calls });
+      return ok(r);
+    } catch (e) {
+      if (e instanceof KjitError) return no(refusal('probe-refused', e.problem, e.fix));
+      if (e instanceof InstallError) return no(refusal('probe-refused', firstLine(e.message), 'the previous code keeps running'));
       throw e;
     }
   }
