@@ -1,0 +1,486 @@
+/**
+ * @fileoverview Online profile-guided re-JIT (mode `pgo`): the mechanism
+ * that carries out the policy's decisions on a running kernel.  Every round
+ * (PGO_PARAMS.tickMs) it observes (recent self samples per function, exact
+ * counts and their age, live versions, the run-time sysctls and how long
+ * each has been unchanged), asks the policy (policy.ts, pure), logs what
+ * changed in the decisions, and unless in dry-run mode:
+ *   - reverts versions whose folded sysctl changed (de-specialization);
+ *   - runs instrumentation windows for functions that need exact counts
+ *     (src/sampler/instrument.ts);
+ *   - compiles optimized versions (the profile as metadata, stable
+ *     run-time sysctls folded behind a guard) and keeps them only if the
+ *     interleaved regression check finds them faster (abtest.ts); a
+ *     compile that fails or a set that is not faster leaves the previous
+ *     code running, and counts as a setback for the policy's backoff.
+ * What it learns (counts, compiles, decisions) goes to the profile store
+ * when the run has one; a warm start takes the store's merged counts.
+ */
+import type { KernelInstance } from '../kernel/instance.js';
+import type { PreparedBoot } from '../kernel/run.js';
+import { readU64 } from '../native/libc.js';
+import type { Installer } from '../rejit/installer.js';
+import type { CodeVersion } from '../rejit/versions.js';
+import type { FunctionCounts } from '../sampler/counts.js';
+import { instrumentationWindow } from '../sampler/instrument.js';
+import type { SamplingRun } from '../sampler/sampler.js';
+import { functionIrHashes } from '../store/ir-hash.js';
+import type { StoreSession } from '../store/session.js';
+import { type AbParams, DEFAULT_AB, interleave, type Verdict } from './abtest.js';
+import { despecialize } from './despecialize.js';
+import { summarize } from './metadata.js';
+import { guarded, type NamedPolicy, type TraceWriter } from './policies.js';
+import { DEFAULT_POLICY, type Decision, defaultPolicy, type FunctionState, type Policy, type PolicyInput, type PolicyParams, type SysctlState } from './policy.js';
+
+export const PGO_PARAMS = {
+  tickMs: 250,
+  /** Instrumentation window length. */
+  windowMs: 150,
+  /** Samples older than this do not count as recent hotness. */
+  recentS: 2,
+  /** Functions (by self samples) the policy looks at each round. */
+  candidates: 40,
+  /** The compile time assumed before any was measured (ms). */
+  priorCompileMs: 150,
+};
+
+export type RejitMode = 'normal' | 'safe' | 'dry-run';
+
+export interface TimelinePoint {
+  t_s: number;
+  ops_per_sec: number;
+  event?: string;
+}
+
+interface FunctionHistory {
+  counts: FunctionCounts | null;
+  countsId: number;
+  countsAtS: number;
+  failures: number;
+  regressions: number;
+  setbackAtS: number | null;
+  speedups: number[];
+  wasHot: boolean;
+  /** The version the engine made live, with what it was built from. */
+  live: { version: CodeVersion; countsId: number | null; folded: Record<string, string> } | null;
+  lastDecision: string;
+}
+
+/** What the engine learned, kept across kernel restarts of one run. */
+export class PgoHistory {
+  readonly functions = new Map<string, FunctionHistory>();
+  readonly timeline: TimelinePoint[] = [];
+  readonly decisions: (Decision & { at_s: number })[] = [];
+  compileMs: number[] = [];
+  compiles = 0;
+  failures = 0;
+  kept = 0;
+  rolledBack = 0;
+  verdicts: (Verdict & { at_s: number; functions: string[] })[] = [];
+  private nextCounts = 1;
+
+  fn(name: string): FunctionHistory {
+    let h = this.functions.get(name);
+    if (!h) {
+      h = { counts: null, countsId: 0, countsAtS: 0, failures: 0, regressions: 0, setbackAtS: null, speedups: [], wasHot: false, live: null, lastDecision: '' };
+      this.functions.set(name, h);
+    }
+    return h;
+  }
+
+  setCounts(c: FunctionCounts, atS: number): void {
+    const h = this.fn(c.function);
+    h.counts = c;
+    h.countsId = this.nextCounts++;
+    h.countsAtS = atS;
+  }
+}
+
+export interface EngineOptions {
+  policy?: NamedPolicy;
+  /** Record every round's observed state and decisions (--record-trace). */
+  trace?: TraceWriter;
+  params?: PolicyParams;
+  ab?: AbParams;
+  mode: () => RejitMode;
+  /** Seconds into the run (the timeline's clock). */
+  nowS: () => number;
+  log?: (line: string) => void;
+}
+
+export interface PgoSummary {
+  policy: string;
+  /** The chosen policy threw or answered nonsense (the default took over). */
+  policy_problem: string | null;
+  compile_ms_total: number;
+  compiles: number;
+  compile_failures: number;
+  versions_kept: number;
+  versions_rolled_back: number;
+  windows: number;
+  verdicts: { at_s: number; functions: string[]; keep: boolean; ratio: number; p: number; reason: string }[];
+  /** The latest decision per function (what `kjit explain` reads). */
+  decisions: { function: string; kind: string; reason: string; at_s: number }[];
+}
+
+interface Sysctl {
+  name: string;
+  variable: string;
+  address: bigint;
+  value: bigint;
+  changedAtS: number;
+}
+
+export class PgoEngine {
+  private timer: NodeJS.Timeout | null = null;
+  private secondTimer: NodeJS.Timeout | null = null;
+  private busy: Promise<void> | null = null;
+  private stopped = false;
+  private readonly hashes: Map<string, string>;
+  private readonly sysctls: Sysctl[];
+  private readonly snapshots: { t: number; samples: number; counts: Map<string, { self: number; total: number }> }[] = [];
+  /** Functions with indirect calls in their IR, and how many. */
+  private readonly icallFunctions = new Map<string, number>();
+  private lastOps = { t: 0, ops: 0 };
+  private pendingEvent: string[] = [];
+  windows = 0;
+
+  constructor(
+    private readonly instance: KernelInstance,
+    private readonly installer: Installer,
+    private readonly p: PreparedBoot,
+    private readonly sampling: SamplingRun,
+    private readonly store: StoreSession | null,
+    readonly history: PgoHistory,
+    private readonly o: EngineOptions,
+  ) {
+    this.policy = guarded(o.policy ?? { name: 'default', policy: defaultPolicy }, (problem) => {
+      this.policyProblem = problem;
+      this.event(problem);
+      store?.logDecision({ kind: 'policy-error', function: null, reason: problem, numbers: {}, at_s: o.nowS() });
+    });
+    this.hashes = functionIrHashes(p.image.pristine);
+    for (const f of p.image.pristine.functions()) {
+      if (f.isDeclaration()) continue;
+      let n = 0;
+      for (const i of f.instructions()) if (i.isIndirectCall()) n++;
+      if (n) this.icallFunctions.set(f.name, n);
+    }
+    const now = o.nowS();
+    this.sysctls = p.config.values
+      .filter((v) => !v.bootFixed)
+      .flatMap((v) => {
+        const address = instance.jit.tryLookup(v.sysctl.variable);
+        return address === null ? [] : [{ name: v.sysctl.name, variable: v.sysctl.variable, address, value: v.value, changedAtS: now }];
+      });
+    /* a warm start: the store's counts for this IR */
+    for (const c of store?.loaded.counts ?? []) {
+      if (this.hashes.get(c.function) === c.ir_hash) history.setCounts(c, now);
+    }
+  }
+
+  private readonly policy: Policy;
+  /** What went wrong with the chosen policy (null: nothing; the default took over if not). */
+  policyProblem: string | null = null;
+
+  private log(line: string): void {
+    this.o.log?.(line);
+  }
+
+  start(): void {
+    this.lastOps = { t: performance.now(), ops: this.instance.cb.getNumber('ops_done') };
+    this.timer = setInterval(() => this.tick(), PGO_PARAMS.tickMs);
+    this.secondTimer = setInterval(() => this.second(), 1000);
+  }
+
+  /** Stop deciding; wait for a job under way (its versions stay as they are: the run is ending). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.secondTimer) clearInterval(this.secondTimer);
+    this.timer = this.secondTimer = null;
+    await this.busy;
+  }
+
+  /** One point of the timeline per second: throughput, and what happened in it. */
+  private second(): void {
+    if (this.instance.isDisposed) return;
+    const t = performance.now();
+    const ops = this.instance.cb.getNumber('ops_done');
+    const point: TimelinePoint = { t_s: Math.round(this.o.nowS() * 1000) / 1000, ops_per_sec: ((ops - this.lastOps.ops) * 1000) / (t - this.lastOps.t) };
+    if (this.pendingEvent.length) point.event = this.pendingEvent.splice(0).join('; ');
+    this.history.timeline.push(point);
+    this.lastOps = { t, ops };
+  }
+
+  private event(text: string): void {
+    this.pendingEvent.push(text);
+    this.log(`pgo: ${text}`);
+  }
+
+  private tick(): void {
+    if (this.busy || this.stopped || this.o.mode() === 'safe' || this.instance.isDisposed) return;
+    this.busy = this.round()
+      .catch((e) => this.log(`pgo: round failed: ${(e as Error).message}`))
+      .finally(() => {
+        this.busy = null;
+      });
+  }
+
+  /* ---- observing ------------------------------------------------------------- */
+
+  private readSysctls(): SysctlState[] {
+    const now = this.o.nowS();
+    return this.sysctls.map((s) => {
+      const v = BigInt.asIntN(64, readU64(s.address));
+      if (v !== s.value) {
+        s.value = v;
+        s.changedAtS = now;
+      }
+      return { name: s.name, variable: s.variable, value: v.toString(), stableS: now - s.changedAtS };
+    });
+  }
+
+  /**
+   * Self and total shares (%) per candidate over the last
+   * PGO_PARAMS.recentS seconds (all samples so far early on).  Candidates:
+   * the hottest functions by self samples, and every function with
+   * indirect calls that the sampled chains pass through.
+   */
+  private recentShares(): Map<string, { self: number; total: number }> {
+    this.sampling.live?.drain();
+    const prof = this.sampling.profile;
+    const names = new Set(prof.top(PGO_PARAMS.candidates).map((t) => t.function));
+    for (const name of this.icallFunctions.keys()) if (prof.counts(name).total > 0) names.add(name);
+    const t = performance.now();
+    const now = new Map([...names].map((n) => [n, prof.counts(n)]));
+    this.snapshots.push({ t, samples: prof.samples, counts: now });
+    while (this.snapshots.length > 2 && t - this.snapshots[1]!.t >= PGO_PARAMS.recentS * 1000) this.snapshots.shift();
+    const old = this.snapshots[0]!;
+    const recent = prof.samples - old.samples;
+    const out = new Map<string, { self: number; total: number }>();
+    /* a warm start knows what was hot before its own samples say so */
+    const loaded = this.store?.loaded;
+    if (prof.samples < 200 && loaded && loaded.samples > 0) {
+      for (const f of loaded.functions) out.set(f.function, { self: (f.self / loaded.samples) * 100, total: (f.total / loaded.samples) * 100 });
+      return out;
+    }
+    for (const [n, c] of now) {
+      const o = old.counts.get(n) ?? { self: 0, total: 0 };
+      const share = (x: number, ox: number) => (recent >= 200 ? (x - ox) / recent : prof.samples ? x / prof.samples : 0) * 100;
+      out.set(n, { self: share(c.self, o.self), total: share(c.total, o.total) });
+    }
+    return out;
+  }
+
+  private jitable(name: string): boolean {
+    if (name.startsWith('kjit_') || name.startsWith('[')) return false;
+    const f = this.p.image.pristine.getFunction(name);
+    return !!f && !f.isDeclaration() && this.instance.jit.tryLookup(name) !== null;
+  }
+
+  private observe(): { functions: FunctionState[]; sysctls: SysctlState[] } {
+    const now = this.o.nowS();
+    const shares = this.recentShares();
+    const meanCompile = this.history.compileMs.length
+      ? this.history.compileMs.reduce((s, x) => s + x, 0) / this.history.compileMs.length
+      : PGO_PARAMS.priorCompileMs;
+    const functions: FunctionState[] = [];
+    for (const [name, share] of shares) {
+      const h = this.history.fn(name);
+      const c = h.counts;
+      const icallsPerS = c && c.window.ms > 0 ? (c.icalls.reduce((s, x) => s + x.total, 0) * 1000) / c.window.ms : 0;
+      const live = h.live && h.live.version.state === 'live' ? h.live : null;
+      if (h.live && !live) h.live = null;
+      functions.push({
+        name,
+        selfPct: share.self,
+        totalPct: share.total,
+        icallSites: this.icallFunctions.get(name) ?? 0,
+        icallsPerS,
+        jitable: this.jitable(name),
+        counts: h.counts ? { id: h.countsId, ageS: now - h.countsAtS, current: h.counts.ir_hash === this.hashes.get(name) } : null,
+        live: live ? { kind: 'optimized', countsId: live.countsId, folded: live.folded } : { kind: 'boot' },
+        wasHot: h.wasHot,
+        failures: h.failures,
+        regressions: h.regressions,
+        sinceSetbackS: h.setbackAtS === null ? null : now - h.setbackAtS,
+        speedups: h.speedups,
+        expectedCompileMs: meanCompile,
+      });
+    }
+    return { functions, sysctls: this.readSysctls() };
+  }
+
+  /* ---- one round ------------------------------------------------------------- */
+
+  private async round(): Promise<void> {
+    const { functions, sysctls } = this.observe();
+    const params = this.o.params ?? DEFAULT_POLICY;
+    const input: PolicyInput = { nowS: this.o.nowS(), functions, sysctls, busy: 0, kernelBusyShare: 1 };
+    const decisions = this.policy(input, params);
+    this.o.trace?.write(input, decisions);
+    const now = this.o.nowS();
+    for (const d of decisions) {
+      const h = this.history.fn(d.function);
+      h.wasHot = d.reason !== 'not-hot' && d.reason !== 'not-ir';
+      const key = `${d.kind}:${d.reason}`;
+      if (key === h.lastDecision) continue; /* log changes, not every round */
+      h.lastDecision = key;
+      this.history.decisions.push({ ...d, at_s: now });
+      this.store?.logDecision({ kind: d.kind, function: d.function, reason: d.reason, numbers: d.numbers, at_s: now });
+    }
+    if (this.o.mode() !== 'normal') return;
+    const reverts = decisions.filter((d) => d.kind === 'revert');
+    if (reverts.length) await this.revert(reverts.map((d) => d.function), reverts[0]!.reason);
+    const windows = decisions.filter((d) => d.kind === 'instrument');
+    if (windows.length) await this.instrument(windows.map((d) => d.function));
+    if (this.stopped) return;
+    const optimize = decisions.filter((d) => d.kind === 'optimize');
+    if (optimize.length) await this.optimize(optimize);
+    await this.installer.freeRetired(200);
+  }
+
+  private async revert(fns: string[], reason: string): Promise<void> {
+    const live = fns.filter((f) => this.history.fn(f).live?.version.state === 'live');
+    if (!live.length) return;
+    await this.installer.commit([], live);
+    for (const f of live) this.history.fn(f).live = null;
+    this.event(`reverted ${live.length} version(s) to boot code (${reason}): ${live.join(', ')}`);
+  }
+
+  private async instrument(fns: string[]): Promise<void> {
+    const got: FunctionCounts[] = [];
+    await Promise.all(
+      fns.map(async (fn) => {
+        try {
+          const w = await instrumentationWindow(this.instance, this.installer, fn, { ms: PGO_PARAMS.windowMs, irHash: this.hashes.get(fn) ?? '' });
+          this.windows++;
+          if (w.counts.entry === 0) return;
+          this.history.setCounts(w.counts, this.o.nowS());
+          got.push(w.counts);
+        } catch (e) {
+          this.setback(fn, 'failures', `instrumentation failed: ${(e as Error).message}`);
+        }
+      }),
+    );
+    if (got.length) {
+      this.store?.addCounts(got);
+      this.event(`counted ${got.length} function(s) in ${PGO_PARAMS.windowMs} ms windows`);
+    }
+  }
+
+  private setback(fn: string, kind: 'failures' | 'regressions', why: string): void {
+    const h = this.history.fn(fn);
+    h[kind]++;
+    h.setbackAtS = this.o.nowS();
+    this.log(`pgo: ${fn}: ${why}`);
+  }
+
+  private async optimize(ds: Decision[]): Promise<void> {
+    const all = [...this.history.functions.values()].map((h) => h.counts).filter((c): c is FunctionCounts => c !== null);
+    const summary = summarize(all);
+    const pipeline = `pgo-icall-prom,${this.p.mode.pipeline}`;
+    const fresh: { d: Decision; v: CodeVersion; countsId: number }[] = [];
+    for (const d of ds) {
+      if (this.stopped) break;
+      const h = this.history.fn(d.function);
+      if (!h.counts) continue;
+      const t0 = performance.now();
+      try {
+        const v = await this.installer.compile(d.function, 'optimized', { profile: { counts: h.counts, summary }, specialize: d.fold ?? {}, pipeline });
+        const ms = performance.now() - t0;
+        this.history.compileMs.push(v.times.compiledMs);
+        this.history.compiles++;
+        if (v.build?.profile && !v.build.profile.applied) this.log(`pgo: ${d.function}: profile not applied (${v.build.profile.reason})`);
+        this.store?.logCompile({ function: d.function, version: v.id, tier: 'optimized', reason: d.reason, compile_ms: ms, code_bytes: v.size, outcome: 'installed', at_s: this.o.nowS() });
+        fresh.push({ d, v, countsId: h.countsId });
+      } catch (e) {
+        this.history.failures++;
+        this.setback(d.function, 'failures', `compile failed: ${(e as Error).message}`);
+        this.store?.logCompile({ function: d.function, tier: 'optimized', reason: d.reason, outcome: 'failed', why: (e as Error).message, at_s: this.o.nowS() });
+      }
+    }
+    if (!fresh.length || this.stopped) {
+      for (const f of fresh) this.installer.discard(f.v);
+      return;
+    }
+    const verdict = await interleave(this.instance, this.installer, fresh.map((f) => f.v), this.o.ab ?? DEFAULT_AB);
+    const names = fresh.map((f) => f.d.function);
+    this.history.verdicts.push({ ...verdict, at_s: this.o.nowS(), functions: names });
+    const speedup = Number.isFinite(verdict.ratio) ? 1 / verdict.ratio - 1 : 0;
+    for (const f of fresh) {
+      const h = this.history.fn(f.d.function);
+      h.speedups.push(speedup);
+      if (verdict.keep) {
+        const folded = Object.fromEntries((f.v.build?.specialized ?? []).map((s) => [s.variable, s.value]));
+        h.live = { version: f.v, countsId: f.countsId, folded };
+      } else {
+        this.setback(f.d.function, 'regressions', verdict.reason);
+        this.store?.logCompile({ function: f.d.function, version: f.v.id, tier: 'optimized', reason: f.d.reason, outcome: 'rolled-back', why: verdict.reason, at_s: this.o.nowS() });
+      }
+    }
+    if (verdict.keep) this.history.kept += fresh.length;
+    else this.history.rolledBack += fresh.length;
+    this.event(`${verdict.keep ? 'installed' : 'rolled back'} ${fresh.length} optimized version(s): ${verdict.reason}`);
+  }
+
+  /**
+   * Before the host writes `variable` (a sysctl): put generic code back
+   * wherever a live version folded it, and wait until no kernel task can
+   * be inside the folded code any more.  Resolves with the functions
+   * de-specialized.
+   */
+  async despecialize(variable: string, timeoutMs = 2000): Promise<string[]> {
+    await this.busy;
+    const folded = [...this.history.functions].filter(([, h]) => h.live && h.live.version.state === 'live' && variable in h.live.folded);
+    if (!folded.length) return [];
+    await despecialize(
+      this.installer,
+      folded.map(([, h]) => h.live!.version),
+      timeoutMs,
+    );
+    for (const [, h] of folded) h.live = null;
+    const fns = folded.map(([name]) => name);
+    this.event(`de-specialized ${fns.length} function(s) before a write of ${variable}: ${fns.join(', ')}`);
+    return fns;
+  }
+
+  summary(): PgoSummary {
+    const latest = new Map<string, { function: string; kind: string; reason: string; at_s: number }>();
+    for (const d of this.history.decisions) latest.set(d.function, { function: d.function, kind: d.kind, reason: d.reason, at_s: d.at_s });
+    return {
+      policy: this.o.policy?.name ?? 'default',
+      policy_problem: this.policyProblem,
+      compile_ms_total: this.history.compileMs.reduce((s, x) => s + x, 0),
+      compiles: this.history.compiles,
+      compile_failures: this.history.failures,
+      versions_kept: this.history.kept,
+      versions_rolled_back: this.history.rolledBack,
+      windows: this.windows,
+      verdicts: this.history.verdicts.map((v) => ({ at_s: v.at_s, functions: v.functions, keep: v.keep, ratio: v.ratio, p: v.p, reason: v.reason })),
+      decisions: [...latest.values()],
+    };
+  }
+}
+
+/**
+ * Peak and time to 95% of peak (DESIGN.md section 8): the peak is the
+ * median throughput over the last third of the run's 1-second windows;
+ * time to 95% is the first moment after which every window stays at or
+ * above 95% of it (0 if the first already did).
+ */
+export function peakOf(timeline: readonly TimelinePoint[]): { peak: number; timeTo95: number | null } {
+  if (timeline.length === 0) return { peak: 0, timeTo95: null };
+  const last = timeline.slice(Math.floor((timeline.length * 2) / 3)).map((p) => p.ops_per_sec).sort((a, b) => a - b);
+  const mid = Math.floor(last.length / 2);
+  const peak = last.length % 2 ? last[mid]! : (last[mid - 1]! + last[mid]!) / 2;
+  let from: number | null = null;
+  for (let i = timeline.length - 1; i >= 0; i--) {
+    if (timeline[i]!.ops_per_sec < 0.95 * peak) break;
+    from = i;
+  }
+  if (from === null) return { peak, timeTo95: null };
+  /* the window i covers (t_{i-1}, t_i]: reaching 95% happened at its start */
+  return { peak, timeTo95: from === 0 ? 0 : timeline[from - 1]!.t_s };
+}
