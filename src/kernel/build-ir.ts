@@ -144,6 +144,8 @@ function linkImage(files: readonly CompiledFile[], out: string, asm: string, nam
 export interface KernelBuildOptions {
   /** Extra -D definitions (the `tailored` build passes boot-fixed sysctl values). */
   defines?: readonly string[];
+  /** Extra clang flags after the image build's own (`offline-pgo` passes -fprofile-instr-generate/-use). */
+  flags?: readonly string[];
   out?: string;
 }
 
@@ -151,7 +153,8 @@ export interface KernelBuildOptions {
 export async function buildKernelImage(options: KernelBuildOptions = {}): Promise<string> {
   const out = options.out ?? REFERENCE_IMAGE;
   const sources = listFiles(join(IR_SRC, 'kernel'), '.c');
-  const files = await pool(sources, 2, (f) => compileC(f, KERNEL_FLAGS, options.defines ?? []));
+  const flags = [...KERNEL_FLAGS, ...(options.flags ?? [])];
+  const files = await pool(sources, 2, (f) => compileC(f, flags, options.defines ?? []));
   linkImage(files, out, await assemblyText(), 'kjit-reference-kernel');
   return out;
 }

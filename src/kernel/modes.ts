@@ -21,10 +21,14 @@ export interface ModeSpec {
   promote: boolean;
   /** Rebuilt from source with boot-fixed values as -D constants (a custom-built kernel). */
   tailored: boolean;
+  /** Rebuilt from source by a two-stage clang PGO build trained on the run's workload (src/kernel/offline-pgo.ts). */
+  offlinePgo: boolean;
   pipeline: string;
+  /** Sampling, instrumentation windows, the policy and profile-guided re-JIT while the kernel runs (src/pgo). */
+  online?: boolean;
 }
 
-const base = { pipeline: 'default<O2>', tailored: false } as const;
+const base = { pipeline: 'default<O2>', tailored: false, offlinePgo: false } as const;
 
 export const MODES: Record<string, ModeSpec> = {
   stock: {
@@ -46,6 +50,22 @@ export const MODES: Record<string, ModeSpec> = {
     foldOptions: true,
     devirtualize: true,
     promote: true,
+  },
+  /* boot, then better while it runs: the code boot compiled (with patchable
+   * entries), sampled all the time; hot functions counted exactly in
+   * instrumentation windows and re-JITed with their profile and the
+   * run-time sysctls that stay unchanged folded behind a guard, each set of
+   * versions kept only if an interleaved check finds it faster. */
+  pgo: {
+    ...base,
+    name: 'pgo',
+    summary: 'boot plus sampling, exact counts and profile-guided re-JIT (with run-time specialization) while it runs',
+    wholeImage: true,
+    hostCpu: true,
+    foldOptions: true,
+    devirtualize: true,
+    promote: true,
+    online: true,
   },
   /* Ablations: stock plus exactly one of boot's ingredients. */
   'whole-image': {
@@ -98,6 +118,25 @@ export const MODES: Record<string, ModeSpec> = {
     devirtualize: false,
     promote: false,
     tailored: true,
+  },
+  /* The baseline online PGO is judged against: the best a user gets without
+   * kjit.  A two-stage clang build (-fprofile-instr-generate, a training run
+   * of the same workload, llvm-profdata-19 merge, -fprofile-instr-use) of
+   * the same sources, compiled in the JIT modes' scope (the whole image as
+   * one module, as LTO would) for this CPU (-march=native) at O3, with the
+   * same retpolines, loaded by the same ORC path.  No boot specialization:
+   * nothing is folded or removed, asm variants are chosen at run time. */
+  'offline-pgo': {
+    ...base,
+    name: 'offline-pgo',
+    summary: 'two-stage clang PGO build trained on the workload: whole image, this CPU, O3, every option checked at run time',
+    wholeImage: true,
+    hostCpu: true,
+    foldOptions: false,
+    devirtualize: false,
+    promote: false,
+    pipeline: 'default<O3>',
+    offlinePgo: true,
   },
 };
 
