@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { judge } from '../dist/src/pgo/abtest.js';
 import { peakOf } from '../dist/src/pgo/engine.js';
 import { guarded, loadPolicy, readTrace, replay, TraceWriter } from '../dist/src/pgo/policies.js';
-import { conservativePolicy, DEFAULT_POLICY, defaultPolicy, type FunctionState, type PolicyInput, thresholdPolicy } from '../dist/src/pgo/policy.js';
+import { conservativePolicy, DEFAULT_POLICY, decideTier, defaultPolicy, type FunctionState, type PolicyInput, thresholdPolicy } from '../dist/src/pgo/policy.js';
 
 const fn = (name: string, over: Partial<FunctionState> = {}): FunctionState => ({
   name,
@@ -40,13 +40,13 @@ const decide = (fs: FunctionState[], over: Partial<PolicyInput> = {}) => Object.
 describe('the default policy', () => {
   it('instruments a hot function without counts, then optimizes it with the stable sysctls folded', () => {
     expect(decide([fn('f')]).f).toMatchObject({ kind: 'instrument', reason: 'needs-counts' });
-    const d = decide([fn('f', { counts: { id: 3, ageS: 1, current: true } })]).f!;
+    const d = decide([fn('f', { counts: { id: 3, ageS: 1, current: true, entries: 10 } })]).f!;
     expect(d).toMatchObject({ kind: 'optimize', reason: 'hot', fold: { sysctl_net_firewall: '1' } });
     expect(d.numbers.counts_id).toBe(3);
   });
 
   it('folds only sysctls stable long enough', () => {
-    const d = decide([fn('f', { counts: { id: 1, ageS: 1, current: true } })], {
+    const d = decide([fn('f', { counts: { id: 1, ageS: 1, current: true, entries: 10 } })], {
       sysctls: [{ name: 'kernel.trace', variable: 'sysctl_kernel_trace', value: '0', stableS: 0.2 }],
     }).f!;
     expect(d.fold).toEqual({});
@@ -63,7 +63,7 @@ describe('the default policy', () => {
   });
 
   it('backs off after a setback, doubling, and blacklists after maxFailures', () => {
-    const counts = { id: 1, ageS: 1, current: true };
+    const counts = { id: 1, ageS: 1, current: true, entries: 10 };
     expect(decide([fn('f', { counts, regressions: 1, sinceSetbackS: 2 })]).f!.reason).toBe('backing-off');
     expect(decide([fn('f', { counts, regressions: 1, sinceSetbackS: 6 })]).f!.kind).toBe('optimize');
     expect(decide([fn('f', { counts, regressions: 2, sinceSetbackS: 6 })]).f!.reason).toBe('backing-off'); /* 10 s now */
@@ -71,7 +71,7 @@ describe('the default policy', () => {
   });
 
   it('reverts a version whose folded sysctl changed, and leaves an optimized one alone otherwise', () => {
-    const counts = { id: 1, ageS: 1, current: true };
+    const counts = { id: 1, ageS: 1, current: true, entries: 10 };
     const live = { kind: 'optimized' as const, countsId: 1, folded: { sysctl_net_firewall: '0' } };
     expect(decide([fn('f', { counts, live })]).f).toMatchObject({ kind: 'revert', reason: 'sysctl-changed' });
     expect(decide([fn('f', { counts, live: { ...live, folded: { sysctl_net_firewall: '1' } } })]).f!.reason).toBe('optimized');
@@ -81,10 +81,10 @@ describe('the default policy', () => {
 
   it('never re-JITs what has no IR, refreshes stale counts, and weighs benefit against compile cost', () => {
     expect(decide([fn('copy_erms', { jitable: false })]).copy_erms!.reason).toBe('not-ir');
-    expect(decide([fn('f', { counts: { id: 1, ageS: 1, current: false } })]).f!.reason).toBe('counts-stale');
-    expect(decide([fn('f', { counts: { id: 1, ageS: 500, current: true } })]).f!.reason).toBe('counts-old');
+    expect(decide([fn('f', { counts: { id: 1, ageS: 1, current: false, entries: 10 } })]).f!.reason).toBe('counts-stale');
+    expect(decide([fn('f', { counts: { id: 1, ageS: 500, current: true, entries: 10 } })]).f!.reason).toBe('counts-old');
     /* 1.2% of the time, a 5% prior, 300 s: 0.18 s of benefit < 2 s of compile */
-    const d = decide([fn('f', { selfPct: 1.2, counts: { id: 1, ageS: 1, current: true }, expectedCompileMs: 2000 })]).f!;
+    const d = decide([fn('f', { selfPct: 1.2, counts: { id: 1, ageS: 1, current: true, entries: 10 }, expectedCompileMs: 2000 })]).f!;
     expect(d.reason).toBe('not-worth-it');
     expect(d.numbers.benefit_s).toBeCloseTo(0.18, 5);
   });
@@ -97,15 +97,40 @@ describe('the default policy', () => {
   });
 });
 
+describe('the default policy, more', () => {
+  it('leaves a function hot by samples but never entered while counted (a long-running loop)', () => {
+    expect(decide([fn('worker_main', { counts: { id: 1, ageS: 1, current: true, entries: 0 } })]).worker_main!.reason).toBe('not-entered');
+  });
+});
+
+describe('the image tier', () => {
+  const sysctl = (value: string, stableS: number) => [{ name: 'net.firewall', variable: 'sysctl_net_firewall', value, stableS }];
+  const state = (over: Partial<Parameters<typeof decideTier>[0]> = {}) => ({ nowS: 5, uptimeS: 5, counted: 300, live: null, failures: 0, sinceFailureS: null, sysctls: sysctl('1', 5), ...over });
+  it('counts first, then builds with the stable sysctls folded, then leaves a live tier alone', () => {
+    expect(decideTier(state({ counted: 0 }))).toEqual({ kind: 'count', reason: 'needs-counts' });
+    expect(decideTier(state())).toEqual({ kind: 'build', reason: 'no-tier', fold: { sysctl_net_firewall: '1' } });
+    expect(decideTier(state({ sysctls: sysctl('1', 0.1) }))).toEqual({ kind: 'build', reason: 'no-tier', fold: {} });
+    expect(decideTier(state({ live: { folded: { sysctl_net_firewall: '1' } } })).reason).toBe('live');
+  });
+  it('rebuilds once a folded sysctl changed and settled; backs off and gives up after failures', () => {
+    const live = { folded: { sysctl_net_firewall: '1' } };
+    expect(decideTier(state({ live, sysctls: sysctl('0', 0.2) })).reason).toBe('sysctl-settling');
+    expect(decideTier(state({ live, sysctls: sysctl('0', 3) }))).toEqual({ kind: 'build', reason: 'sysctl-changed', fold: { sysctl_net_firewall: '0' } });
+    expect(decideTier(state({ failures: 1, sinceFailureS: 2 })).reason).toBe('backing-off');
+    expect(decideTier(state({ failures: 1, sinceFailureS: 11 })).kind).toBe('build');
+    expect(decideTier(state({ failures: 3, sinceFailureS: 1000 })).reason).toBe('blacklisted');
+  });
+});
+
 describe('the other built-in policies', () => {
   it('threshold: no benefit model, blacklists at the first setback', () => {
-    const counts = { id: 1, ageS: 1, current: true };
+    const counts = { id: 1, ageS: 1, current: true, entries: 10 };
     expect(thresholdPolicy(input([fn('f', { selfPct: 1.2, counts, expectedCompileMs: 2000 })]))[0]!.kind).toBe('optimize');
     expect(thresholdPolicy(input([fn('f', { counts, regressions: 1, sinceSetbackS: 1000 })]))[0]!.reason).toBe('blacklisted');
   });
 
   it('conservative: only clearly hot functions, one job a round, nothing folded', () => {
-    const out = conservativePolicy(input([fn('a', { selfPct: 10, counts: { id: 1, ageS: 1, current: true } }), fn('b', { selfPct: 9 }), fn('c', { selfPct: 2 })]));
+    const out = conservativePolicy(input([fn('a', { selfPct: 10, counts: { id: 1, ageS: 1, current: true, entries: 10 } }), fn('b', { selfPct: 9 }), fn('c', { selfPct: 2 })]));
     expect(out.find((d) => d.function === 'a')).toMatchObject({ kind: 'optimize', fold: {} });
     expect(out.find((d) => d.function === 'b')!.reason).toBe('queued');
     expect(out.find((d) => d.function === 'c')!.reason).toBe('not-hot');
@@ -152,7 +177,7 @@ describe('traces', () => {
     const w = new TraceWriter(path, 'default');
     const rounds = [
       input([fn('f'), fn('g', { selfPct: 0.2 })], { nowS: 1 }),
-      input([fn('f', { counts: { id: 1, ageS: 0.5, current: true } }), fn('g', { selfPct: 3 })], { nowS: 2 }),
+      input([fn('f', { counts: { id: 1, ageS: 0.5, current: true, entries: 10 } }), fn('g', { selfPct: 3 })], { nowS: 2 }),
     ];
     for (const r of rounds) w.write(r, defaultPolicy(r));
     const trace = readTrace(path);

@@ -25,7 +25,7 @@
 #define KJIT_LAT_BUCKETS 512
 #define KJIT_MAX_TASKS 64
 #define KJIT_GRACE_RANGES 64                /* retired code ranges one grace request can carry */
-#define KJIT_POKE_BATCH 64                  /* patchable entries one poke request rewrites together */
+#define KJIT_POKE_BATCH 1024                /* patchable entries one poke request rewrites together (a whole-image tier) */
 #define KJIT_HW_MAX_DEVICES 8
 #define KJIT_MSG_WORDS 32                   /* 256-byte message (panic / fault text) */
 #define KJIT_LOG_WORDS 1024                 /* 8 KiB kernel log ring ("dmesg") */

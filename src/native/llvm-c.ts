@@ -205,6 +205,9 @@ const declarations = {
   LLVMInsertIntoBuilder: 'void LLVMInsertIntoBuilder(void *B, void *I)',
   LLVMIsAAllocaInst: 'void *LLVMIsAAllocaInst(void *V)',
   LLVMIsFunctionVarArg: 'int LLVMIsFunctionVarArg(void *FnTy)',
+  LLVMSetOperand: 'void LLVMSetOperand(void *User, unsigned int index, void *Val)',
+  LLVMGetInstructionParent: 'void *LLVMGetInstructionParent(void *I)',
+  LLVMGetBasicBlockParent: 'void *LLVMGetBasicBlockParent(void *BB)',
 
   /* errors */
   LLVMGetErrorMessage: 'void *LLVMGetErrorMessage(void *err)',

@@ -478,6 +478,16 @@ export class Value {
     return out;
   }
 
+  /** Instructions: the function they are in. */
+  parentFunction(): Value {
+    return new Value(C.LLVMGetBasicBlockParent(C.LLVMGetInstructionParent(this.ref)) as Ref);
+  }
+
+  /** Calls: make `fn` the callee (a direct call; same function type). */
+  setCallee(fn: Value): void {
+    C.LLVMSetOperand(this.ref, this.numOperands - 1, fn.ref);
+  }
+
   isAlloca(): boolean {
     return C.LLVMIsAAllocaInst(this.ref) !== null;
   }

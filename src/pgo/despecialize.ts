@@ -10,11 +10,9 @@
 import type { Installer } from '../rejit/installer.js';
 import type { CodeVersion } from '../rejit/versions.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export class DespecializeTimeout extends Error {}
 
-/** Put boot code back for the live `versions`; resolve once none of them can run any more. */
+/** Put boot code back for the live `versions`; resolve once no kernel task is inside any of them. */
 export async function despecialize(installer: Installer, versions: readonly CodeVersion[], timeoutMs = 2000): Promise<void> {
   const live = versions.filter((v) => v.state === 'live');
   if (!live.length) return;
@@ -22,13 +20,7 @@ export async function despecialize(installer: Installer, versions: readonly Code
     [],
     live.map((v) => v.fn),
   );
-  const until = performance.now() + timeoutMs;
-  const waiting = () => live.some((v) => v.state === 'retired');
-  while (waiting()) {
-    if (performance.now() > until) {
-      throw new DespecializeTimeout(`a kernel task stayed inside specialized code of ${live.filter((v) => v.state === 'retired').map((v) => v.fn).join(', ')} for ${timeoutMs} ms`);
-    }
-    await installer.freeRetired(Math.max(1, until - performance.now()));
-    if (waiting()) await sleep(1);
+  if (!(await installer.waitGrace(live, timeoutMs))) {
+    throw new DespecializeTimeout(`a kernel task stayed inside specialized code of ${live.map((v) => v.fn).join(', ')} for ${timeoutMs} ms`);
   }
 }

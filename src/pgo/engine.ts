@@ -18,11 +18,11 @@
  */
 import type { KernelInstance } from '../kernel/instance.js';
 import type { PreparedBoot } from '../kernel/run.js';
-import { readU64 } from '../native/libc.js';
+import { readU64, readWords } from '../native/libc.js';
 import type { Installer } from '../rejit/installer.js';
 import type { CodeVersion } from '../rejit/versions.js';
 import type { FunctionCounts } from '../sampler/counts.js';
-import { instrumentationWindow } from '../sampler/instrument.js';
+import { decodeCounts, functionAt, instrumentationWindow } from '../sampler/instrument.js';
 import type { SamplingRun } from '../sampler/sampler.js';
 import { functionIrHashes } from '../store/ir-hash.js';
 import type { StoreSession } from '../store/session.js';
@@ -30,10 +30,14 @@ import { type AbParams, DEFAULT_AB, interleave, type Verdict } from './abtest.js
 import { despecialize } from './despecialize.js';
 import { summarize } from './metadata.js';
 import { guarded, type NamedPolicy, type TraceWriter } from './policies.js';
-import { DEFAULT_POLICY, type Decision, defaultPolicy, type FunctionState, type Policy, type PolicyInput, type PolicyParams, type SysctlState } from './policy.js';
+import { DEFAULT_POLICY, type Decision, decideTier, defaultPolicy, type FunctionState, type Policy, type PolicyInput, type PolicyParams, type SysctlState } from './policy.js';
 
 export const PGO_PARAMS = {
   tickMs: 250,
+  /** The whole-image instrumentation window. */
+  tierWindowMs: 250,
+  /** The tier's pipeline (offline PGO builds use O3 too). */
+  tierPipeline: 'default<O3>',
   /** Instrumentation window length. */
   windowMs: 150,
   /** Samples older than this do not count as recent hotness. */
@@ -72,6 +76,14 @@ export class PgoHistory {
   readonly timeline: TimelinePoint[] = [];
   readonly decisions: (Decision & { at_s: number })[] = [];
   compileMs: number[] = [];
+  /** The whole-image tier: what is live, its setbacks. */
+  readonly tier: {
+    live: { versions: CodeVersion[]; folded: Record<string, string> } | null;
+    failures: number;
+    failedAtS: number | null;
+    speedup: number | null;
+    lastDecision: string;
+  } = { live: null, failures: 0, failedAtS: null, speedup: null, lastDecision: '' };
   compiles = 0;
   failures = 0;
   kept = 0;
@@ -98,6 +110,8 @@ export class PgoHistory {
 
 export interface EngineOptions {
   policy?: NamedPolicy;
+  /** The whole-image tier (default on; false: per-function versions only). */
+  tier?: boolean;
   /** Record every round's observed state and decisions (--record-trace). */
   trace?: TraceWriter;
   params?: PolicyParams;
@@ -109,6 +123,8 @@ export interface EngineOptions {
 }
 
 export interface PgoSummary {
+  /** The whole-image tier: live or not, its functions, the speedup the check measured when it went live. */
+  tier: { live: boolean; functions: number; folded: Record<string, string>; speedup: number | null; failures: number };
   policy: string;
   /** The chosen policy threw or answered nonsense (the default took over). */
   policy_problem: string | null;
@@ -234,6 +250,7 @@ export class PgoEngine {
     return this.sysctls.map((s) => {
       const v = BigInt.asIntN(64, readU64(s.address));
       if (v !== s.value) {
+        this.event(`sysctl ${s.name}: ${s.value} -> ${v}`); /* the timeline marks it (kjit report) */
         s.value = v;
         s.changedAtS = now;
       }
@@ -299,7 +316,7 @@ export class PgoEngine {
         icallSites: this.icallFunctions.get(name) ?? 0,
         icallsPerS,
         jitable: this.jitable(name),
-        counts: h.counts ? { id: h.countsId, ageS: now - h.countsAtS, current: h.counts.ir_hash === this.hashes.get(name) } : null,
+        counts: h.counts ? { id: h.countsId, ageS: now - h.countsAtS, current: h.counts.ir_hash === this.hashes.get(name), entries: h.counts.entry } : null,
         live: live ? { kind: 'optimized', countsId: live.countsId, folded: live.folded } : { kind: 'boot' },
         wasHot: h.wasHot,
         failures: h.failures,
@@ -315,6 +332,11 @@ export class PgoEngine {
   /* ---- one round ------------------------------------------------------------- */
 
   private async round(): Promise<void> {
+    if (this.o.tier !== false) {
+      const settled = await this.tierStep();
+      /* per-function decisions wait until the tier was tried */
+      if (!settled) return;
+    }
     const { functions, sysctls } = this.observe();
     const params = this.o.params ?? DEFAULT_POLICY;
     const input: PolicyInput = { nowS: this.o.nowS(), functions, sysctls, busy: 0, kernelBusyShare: 1 };
@@ -341,6 +363,153 @@ export class PgoEngine {
     await this.installer.freeRetired(200);
   }
 
+  /* ---- the image tier ---------------------------------------------------------- */
+
+  /** Functions a tier replaces: every one with boot code (patchable entry), not the runtime's, at most a poke request's worth. */
+  private tierFunctions(): string[] {
+    const removed = new Set(this.p.compiled.report.removed.map((r) => r.name));
+    const out: string[] = [];
+    for (const f of this.p.image.pristine.functions()) {
+      if (f.isDeclaration() || removed.has(f.name) || f.name.startsWith('kjit_') || f.isVarArg()) continue;
+      if (this.instance.jit.tryLookup(f.name) === null) continue;
+      out.push(f.name);
+    }
+    const max = this.instance.cb.array('poke_site').length;
+    if (out.length <= max) return out;
+    const prof = this.sampling.profile;
+    return out.sort((a, b) => prof.counts(b).total - prof.counts(a).total).slice(0, max);
+  }
+
+  /** One step of the tier's life; true once per-function decisions may follow (the tier was tried). */
+  private async tierStep(): Promise<boolean> {
+    const now = this.o.nowS();
+    const t = this.history.tier;
+    const counted = [...this.history.functions.values()].filter((h) => h.counts && h.counts.ir_hash === this.hashes.get(h.counts.function)).length;
+    const d = decideTier(
+      {
+        nowS: now,
+        uptimeS: now,
+        counted,
+        live: t.live ? { folded: t.live.folded } : null,
+        failures: t.failures,
+        sinceFailureS: t.failedAtS === null ? null : now - t.failedAtS,
+        sysctls: this.readSysctls(),
+      },
+      this.o.params ?? DEFAULT_POLICY,
+    );
+    if (d.reason !== t.lastDecision) {
+      t.lastDecision = d.reason;
+      this.history.decisions.push({ kind: `tier-${d.kind}` as Decision['kind'], function: '[tier]', reason: d.reason, numbers: { counted }, at_s: now });
+      this.store?.logDecision({ kind: `tier-${d.kind}`, function: null, reason: d.reason, numbers: { counted }, at_s: now });
+    }
+    if (this.o.mode() !== 'normal') return true;
+    if (d.kind === 'count') {
+      await this.tierWindow();
+      return false;
+    }
+    if (d.kind === 'build') {
+      await this.tierBuild(d.fold);
+      return true;
+    }
+    return d.reason !== 'starting';
+  }
+
+  /** An instrumentation window over the whole image: exact counts of every function that ran. */
+  private async tierWindow(): Promise<void> {
+    const fns = this.tierFunctions();
+    const t0 = performance.now();
+    /* counts are exact at any optimization level: the window's code is compiled fast */
+    const { versions, unit } = await this.installer.compileTier({ functions: fns, instrument: true, pipeline: 'default<O1>' });
+    this.history.compileMs.push(unit.ms);
+    if (this.stopped) {
+      for (const v of versions) this.installer.discard(v);
+      return;
+    }
+    const previous = versions.map((v) => this.installer.liveVersion(v.fn));
+    for (const v of previous) if (v) v.pinned = true;
+    let ms = 0;
+    const ops0 = this.instance.cb.getNumber('ops_done');
+    try {
+      await this.installer.commit(versions);
+      const w0 = performance.now();
+      await new Promise((r) => setTimeout(r, PGO_PARAMS.tierWindowMs));
+      ms = performance.now() - w0;
+    } finally {
+      await this.installer.commit(
+        previous.filter((v): v is CodeVersion => v !== null),
+        versions.filter((_, i) => previous[i] === null).map((v) => v.fn),
+      );
+      for (const v of previous) if (v) v.pinned = false;
+    }
+    const ops = this.instance.cb.getNumber('ops_done') - ops0;
+    const got: FunctionCounts[] = [];
+    for (const v of versions) {
+      if (!v.data?.counts) continue;
+      const c = decodeCounts(readWords(v.data.address, v.data.words), v.data.counts, (a) => functionAt(this.instance, a), {
+        function: v.fn,
+        ir_hash: this.hashes.get(v.fn) ?? '',
+        window: { ms, ops },
+      });
+      if (c.entry === 0) continue;
+      this.history.setCounts(c, this.o.nowS());
+      got.push(c);
+    }
+    this.windows++;
+    this.store?.addCounts(got);
+    this.event(`counted ${got.length} of ${versions.length} functions in a ${Math.round(ms)} ms window over the whole image (compiled in ${Math.round(performance.now() - t0 - ms)} ms)`);
+  }
+
+  /** Build the tier with every count and `fold`, keep it if the regression check finds it faster. */
+  private async tierBuild(fold: Record<string, string>): Promise<void> {
+    const t = this.history.tier;
+    const all = [...this.history.functions.values()].map((h) => h.counts).filter((c): c is FunctionCounts => c !== null);
+    let built: Awaited<ReturnType<Installer['compileTier']>>;
+    try {
+      built = await this.installer.compileTier({
+        functions: this.tierFunctions(),
+        profile: { counts: all, summary: summarize(all) },
+        specialize: fold,
+        pipeline: PGO_PARAMS.tierPipeline,
+      });
+    } catch (e) {
+      t.failures++;
+      t.failedAtS = this.o.nowS();
+      this.event(`the tier did not build: ${(e as Error).message.split('\n')[0]}`);
+      this.store?.logCompile({ function: '[tier]', tier: 'tier', reason: 'build', outcome: 'failed', why: (e as Error).message, at_s: this.o.nowS() });
+      return;
+    }
+    this.history.compileMs.push(built.unit.ms);
+    this.history.compiles++;
+    if (this.stopped) {
+      for (const v of built.versions) this.installer.discard(v);
+      return;
+    }
+    const verdict = await interleave(this.instance, this.installer, built.versions, this.o.ab ?? DEFAULT_AB);
+    const now = this.o.nowS();
+    this.history.verdicts.push({ ...verdict, at_s: now, functions: ['[tier]'] });
+    const p = built.unit.profile;
+    const what = `a tier of ${built.versions.length} functions (${p.applied} with counts, ${Object.keys(fold).length} sysctls folded; compiled in ${Math.round(built.unit.ms)} ms)`;
+    this.store?.logCompile({ function: '[tier]', tier: 'tier', reason: t.live ? 'rebuild' : 'first', compile_ms: built.unit.ms, outcome: verdict.keep ? 'installed' : 'rolled-back', why: verdict.reason, at_s: now });
+    if (!verdict.keep) {
+      t.failures++;
+      t.failedAtS = now;
+      this.history.rolledBack += built.versions.length;
+      this.event(`rolled back ${what}: ${verdict.reason}`);
+      return;
+    }
+    const folded = new Map<string, string>();
+    for (const v of built.versions) {
+      const h = this.history.fn(v.fn);
+      const f = Object.fromEntries((v.build?.specialized ?? []).map((x) => [x.variable, x.value]));
+      for (const [k, val] of Object.entries(f)) folded.set(k, val);
+      h.live = { version: v, countsId: h.counts ? h.countsId : null, folded: f };
+    }
+    t.live = { versions: built.versions, folded: Object.fromEntries(folded) };
+    t.speedup = 1 / verdict.ratio - 1;
+    this.history.kept += built.versions.length;
+    this.event(`installed ${what}: ${verdict.reason}`);
+  }
+
   private async revert(fns: string[], reason: string): Promise<void> {
     const live = fns.filter((f) => this.history.fn(f).live?.version.state === 'live');
     if (!live.length) return;
@@ -356,9 +525,8 @@ export class PgoEngine {
         try {
           const w = await instrumentationWindow(this.instance, this.installer, fn, { ms: PGO_PARAMS.windowMs, irHash: this.hashes.get(fn) ?? '' });
           this.windows++;
-          if (w.counts.entry === 0) return;
           this.history.setCounts(w.counts, this.o.nowS());
-          got.push(w.counts);
+          if (w.counts.entry > 0) got.push(w.counts);
         } catch (e) {
           this.setback(fn, 'failures', `instrumentation failed: ${(e as Error).message}`);
         }
@@ -450,6 +618,13 @@ export class PgoEngine {
     const latest = new Map<string, { function: string; kind: string; reason: string; at_s: number }>();
     for (const d of this.history.decisions) latest.set(d.function, { function: d.function, kind: d.kind, reason: d.reason, at_s: d.at_s });
     return {
+      tier: {
+        live: this.history.tier.live !== null,
+        functions: this.history.tier.live?.versions.length ?? 0,
+        folded: this.history.tier.live?.folded ?? {},
+        speedup: this.history.tier.speedup,
+        failures: this.history.tier.failures,
+      },
       policy: this.o.policy?.name ?? 'default',
       policy_problem: this.policyProblem,
       compile_ms_total: this.history.compileMs.reduce((s, x) => s + x, 0),

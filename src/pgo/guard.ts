@@ -12,7 +12,6 @@
  * the guard keeps the folded value until it returns.
  */
 import { KjitError } from '../errors.js';
-import { foldLoads } from '../kernel/specialize.js';
 import type { Module, Value } from '../native/llvm.js';
 
 /** Bytes of the patchable NOP at every boot function's entry (LLVM-KOFFI.md). */
@@ -25,16 +24,48 @@ export interface FoldedSysctl {
 }
 
 /**
- * Fold `values` (variable -> value) into `fn` (the version, renamed from
- * `original`) and the bodies it may inline, and guard its entry.  Returns
- * the variables that had loads to fold (no guard when none had).
+ * Fold `values` (variable -> value) in the functions `may` allows, and put
+ * a guard at the entry of each function that had a load folded: it rereads
+ * the variables and, if any changed, calls the function's boot code
+ * (`bootOf(fn)` + 5) with the same arguments instead.  A guarded callee
+ * inlined into a caller brings its guard along, so folded code never runs
+ * for other values, wherever the optimizer puts it.  Returns, per function
+ * (by name), what was folded in it.
  */
-export function specializeWithGuard(m: Module, fn: Value, original: string, values: ReadonlyMap<string, bigint>): FoldedSysctl[] {
-  if (values.size === 0) return [];
-  if (fn.isVarArg()) throw new KjitError(`${original} takes variable arguments; its calls cannot be forwarded to the generic code`, 'leave it unspecialized');
-  const { loads } = foldLoads(m, values);
-  const folded = [...values].filter(([name]) => (loads.get(name) ?? 0) > 0).map(([name, value]) => ({ variable: name, value: value.toString(), loads: loads.get(name)! }));
-  if (folded.length === 0) return [];
+export function foldWithGuards(
+  m: Module,
+  values: ReadonlyMap<string, bigint>,
+  may: (fn: Value) => boolean,
+  bootOf: (fn: Value) => Value,
+): Map<string, FoldedSysctl[]> {
+  const per = new Map<string, { fn: Value; folded: Map<string, FoldedSysctl> }>();
+  for (const [name, value] of values) {
+    const g = m.getGlobal(name);
+    if (!g) continue;
+    for (const user of [...g.users()]) {
+      if (!user.isLoad() || user.loadPointer()?.name !== name || !user.type().isInteger()) continue;
+      const fn = user.parentFunction();
+      if (!may(fn)) continue;
+      user.replaceAllUsesWith(user.type().constInt(value));
+      user.erase();
+      const e = per.get(fn.name) ?? { fn, folded: new Map<string, FoldedSysctl>() };
+      const f = e.folded.get(name) ?? { variable: name, value: value.toString(), loads: 0 };
+      f.loads++;
+      e.folded.set(name, f);
+      per.set(fn.name, e);
+    }
+  }
+  const out = new Map<string, FoldedSysctl[]>();
+  for (const [name, { fn, folded }] of per) {
+    addGuard(m, fn, bootOf(fn), [...folded.values()]);
+    out.set(name, [...folded.values()]);
+  }
+  return out;
+}
+
+/** The entry guard of `fn`: `folded` still hold their values, or the call goes to `boot` + 5. */
+function addGuard(m: Module, fn: Value, boot: Value, folded: readonly FoldedSysctl[]): void {
+  if (fn.isVarArg()) throw new KjitError(`${fn.name} takes variable arguments; its calls cannot be forwarded to the generic code`, 'leave it unspecialized');
   const ctx = m.context;
   const oldEntry = fn.blocks().next().value as Value;
   const guard = fn.prependBlock('kjit.guard', ctx);
@@ -53,8 +84,33 @@ export function specializeWithGuard(m: Module, fn: Value, original: string, valu
   b.condBr(ok!, oldEntry, generic);
   b.positionAtEnd(generic);
   const fnType = fn.valueType();
-  const boot = m.getFunction(original) ?? m.addFunction(original, fnType);
   const r = b.call(fnType, b.offsetPointer(boot, PATCHABLE_ENTRY_BYTES), fn.params());
   b.ret(fn.returnTypeString() === 'void' ? null : r);
-  return folded;
+}
+
+/**
+ * The single-function form: fold `values` into `fn` (the version, renamed
+ * from `original`) and the callee bodies it may inline that still have boot
+ * code (`live`), each guarded.  Returns what was folded, summed over them.
+ */
+export function specializeWithGuard(
+  m: Module,
+  fn: Value,
+  original: string,
+  values: ReadonlyMap<string, bigint>,
+  live: (name: string) => boolean,
+): FoldedSysctl[] {
+  if (values.size === 0) return [];
+  const bootOf = (f: Value) => (f.name === fn.name ? (m.getFunction(original) ?? m.addFunction(original, fn.valueType())) : f);
+  const may = (f: Value) => f.name === fn.name || (f.isDeclaration() === false && live(f.name) && !f.isVarArg());
+  const per = foldWithGuards(m, values, may, bootOf);
+  const total = new Map<string, FoldedSysctl>();
+  for (const list of per.values()) {
+    for (const f of list) {
+      const t = total.get(f.variable) ?? { ...f, loads: 0 };
+      t.loads += f.loads;
+      total.set(f.variable, t);
+    }
+  }
+  return [...total.values()];
 }

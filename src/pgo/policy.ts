@@ -15,6 +15,7 @@
  *     or, for a function with indirect calls, by the chains it is on -> leave ('not-hot')
  *   - a live version folded a sysctl that has changed  -> revert ('sysctl-changed')
  *   - no exact counts yet, or counts of older IR       -> instrument ('needs-counts')
+ *   - counted, but never entered during the window     -> leave ('not-entered')
  *   - optimized already with these counts              -> leave ('optimized')
  *     (a version keeps the sysctls it folded until one changes: then it is
  *     reverted, and optimized again with the values stable by then)
@@ -81,7 +82,7 @@ export interface FunctionState {
   /** Has IR kjit can compile (not assembly, not the runtime). */
   jitable: boolean;
   /** Exact counts: which (an id), their age in seconds, and whether they are of this IR; null: none. */
-  counts: { id: number; ageS: number; current: boolean } | null;
+  counts: { id: number; ageS: number; current: boolean; entries: number } | null;
   /** The live version: boot code, or a version built with these counts and these sysctls folded. */
   live: { kind: 'boot' } | { kind: 'optimized'; countsId: number | null; folded: Record<string, string> };
   /** Was a candidate last round (hysteresis). */
@@ -181,6 +182,12 @@ export const defaultPolicy: Policy = (input, params = DEFAULT_POLICY) => {
       out.push({ kind: 'instrument', function: f.name, reason: f.counts ? (f.counts.current ? 'counts-old' : 'counts-stale') : 'needs-counts', numbers: n });
       continue;
     }
+    if (f.counts.entries === 0) {
+      /* hot by its samples, but never entered while counted (a loop that runs for long: a
+       * task's main function): a new version would not run until it is called again */
+      leave('not-entered');
+      continue;
+    }
     if (f.live.kind === 'optimized' && f.live.countsId === f.counts.id) {
       leave('optimized');
       continue;
@@ -246,4 +253,58 @@ export function checkDecisions(input: PolicyInput, out: unknown): string | null 
     if (x.fold !== undefined && (typeof x.fold !== 'object' || x.fold === null)) return `decision ${i} has a fold that is not an object`;
   }
   return null;
+}
+
+/* ---- the image tier ------------------------------------------------------------ */
+
+/**
+ * The whole-image tier (src/rejit/image-unit.ts): every function with boot
+ * code recompiled together with its exact counts, as an offline PGO build
+ * would be, and the stable run-time sysctls folded behind guards.  Its
+ * decisions are pure too: count (an instrumentation window over the whole
+ * image), build, or leave it.
+ */
+export interface TierState {
+  nowS: number;
+  /** Seconds the kernel has run. */
+  uptimeS: number;
+  /** Functions with exact counts of this IR (from a window or the store). */
+  counted: number;
+  /** A tier is live: what it folded; null: none. */
+  live: { folded: Record<string, string> } | null;
+  /** Tier builds that were not faster, or failed, and when the last was. */
+  failures: number;
+  sinceFailureS: number | null;
+  sysctls: readonly SysctlState[];
+}
+
+export interface TierParams {
+  /** Run this long before counting (the sampler and caches settle). */
+  startS: number;
+  /** Counted functions needed to build a tier without a window of its own (a warm start). */
+  minCounted: number;
+  maxFailures: number;
+  backoffS: number;
+}
+
+export const DEFAULT_TIER: TierParams = { startS: 0, minCounted: 20, maxFailures: 3, backoffS: 10 };
+
+export type TierDecision =
+  | { kind: 'count'; reason: string }
+  | { kind: 'build'; reason: string; fold: Record<string, string> }
+  | { kind: 'leave'; reason: string };
+
+export function decideTier(s: TierState, policy: PolicyParams = DEFAULT_POLICY, params: TierParams = DEFAULT_TIER): TierDecision {
+  if (s.failures >= params.maxFailures) return { kind: 'leave', reason: 'blacklisted' };
+  if (s.failures > 0 && s.sinceFailureS !== null && s.sinceFailureS < params.backoffS * 2 ** (s.failures - 1)) return { kind: 'leave', reason: 'backing-off' };
+  if (s.uptimeS < params.startS) return { kind: 'leave', reason: 'starting' };
+  if (s.counted < params.minCounted) return { kind: 'count', reason: 'needs-counts' };
+  const current = new Map(s.sysctls.map((x) => [x.variable, x]));
+  const fold = foldable(s.sysctls, policy);
+  if (!s.live) return { kind: 'build', reason: 'no-tier', fold };
+  const changed = Object.entries(s.live.folded).filter(([v, val]) => current.get(v) !== undefined && current.get(v)!.value !== val);
+  if (!changed.length) return { kind: 'leave', reason: 'live' };
+  /* its guards keep it correct meanwhile; rebuild once the values settle */
+  if (changed.some(([v]) => current.get(v)!.stableS < policy.stableS)) return { kind: 'leave', reason: 'sysctl-settling' };
+  return { kind: 'build', reason: 'sysctl-changed', fold };
 }

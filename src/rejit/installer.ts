@@ -25,6 +25,7 @@ import { objectSymbols, type ResourceTracker } from '../native/llvm.js';
 import { CodeRegion } from '../native/codemem.js';
 import { type EntryChange, Redirector } from './redirect.js';
 import { type CompileServer, compileServer } from '../scheduler/compile-server.js';
+import type { BuiltImageUnit, ImageUnitRequest } from './image-unit.js';
 import type { UnitRequest } from './unit.js';
 import { CodeMap, type CodeVersion, type VersionKind } from './versions.js';
 
@@ -270,9 +271,21 @@ export class Installer {
     return e.kind === 'jmp' ? e.target : null;
   }
 
-  private retired(): CodeVersion[] {
-    const out: CodeVersion[] = [];
-    for (const versions of this.byFunction.values()) for (const v of versions) if (v.state === 'retired' && v.tracker && !v.pinned) out.push(v);
+  /**
+   * What may be freed after a grace period: retired versions with code of
+   * their own, and tiers all of whose versions are retired (one range: the
+   * tier's code), each as the versions it frees and the range to check.
+   */
+  private retired(): { versions: CodeVersion[]; lo: bigint; hi: bigint }[] {
+    const out: { versions: CodeVersion[]; lo: bigint; hi: bigint }[] = [];
+    for (const versions of this.byFunction.values()) {
+      for (const v of versions) {
+        if (v.state === 'retired' && v.tracker && !v.pinned) out.push({ versions: [v], lo: v.address, hi: v.address + BigInt(Math.max(1, v.size)) });
+      }
+    }
+    for (const t of this.tiers) {
+      if (t.tracker && t.versions.every((v) => v.state === 'retired' && !v.pinned)) out.push({ versions: t.versions, lo: t.lo, hi: t.hi });
+    }
     return out;
   }
 
@@ -280,12 +293,82 @@ export class Installer {
     const before = v.beforeFree;
     v.beforeFree = undefined;
     before?.(v);
-    v.tracker!.remove();
-    v.tracker!.dispose();
-    v.tracker = null;
-    v.state = 'freed';
-    v.times.freedMs = performance.now();
+    if (v.tier) {
+      v.state = 'freed';
+      v.times.freedMs = performance.now();
+      const t = this.tiers.find((x) => x.id === v.tier);
+      if (t?.tracker && t.versions.every((x) => x.state === 'freed' || x.state === 'failed')) {
+        t.tracker.remove();
+        t.tracker.dispose();
+        t.tracker = null;
+        this.tiers.splice(this.tiers.indexOf(t), 1);
+      }
+    } else {
+      v.tracker!.remove();
+      v.tracker!.dispose();
+      v.tracker = null;
+      v.state = 'freed';
+      v.times.freedMs = performance.now();
+    }
     for (const hook of this.freeHooks) hook();
+  }
+
+  private readonly tiers: { id: number; tracker: ResourceTracker | null; versions: CodeVersion[]; lo: bigint; hi: bigint }[] = [];
+
+  /**
+   * Phases build and link for a tier (src/rejit/image-unit.ts): one object
+   * with a version of each function, linked under one resource tracker,
+   * freed as a whole once every version in it is retired and a grace period
+   * found no task inside its code.  Resolves with the versions ('compiled').
+   */
+  async compileTier(req: Omit<ImageUnitRequest, 'id'>): Promise<{ versions: CodeVersion[]; unit: Omit<BuiltImageUnit, 'object'> }> {
+    const id = this.nextId++;
+    let phase: InstallPhase = 'build';
+    try {
+      const unit = await this.server.buildImage({ ...req, id });
+      phase = 'link';
+      const jit = this.instance.jit;
+      const tracker = jit.createResourceTracker();
+      try {
+        jit.addObject(unit.object, tracker);
+        const sizes = new Map(objectSymbols(unit.object).map((s) => [s.name, s.size]));
+        this.instance.codeLinked(unit.object);
+        const versions: CodeVersion[] = unit.versions.map((u) => {
+          const address = jit.lookup(u.symbol);
+          const v: CodeVersion = {
+            id,
+            fn: u.fn,
+            kind: req.instrument ? 'instrumented' : u.specialized ? 'specialized' : 'optimized',
+            symbol: u.symbol,
+            address,
+            size: sizes.get(u.symbol) ?? 0,
+            inlines: [],
+            state: 'compiled',
+            reason: `tier ${id}`,
+            tracker: null,
+            tier: id,
+            times: { compiledMs: unit.ms },
+            ...(u.data ? { data: { ...u.data, address: jit.lookup(u.data.symbol) } } : {}),
+            build: { irInstructions: 0, ...(u.specialized ? { specialized: u.specialized } : {}) },
+          };
+          this.byFunction.set(u.fn, [...this.versionsOf(u.fn), v]);
+          this.codeMap.add(v);
+          return v;
+        });
+        const lo = versions.reduce((m, v) => (v.address < m ? v.address : m), versions[0]!.address);
+        const hi = versions.reduce((m, v) => (v.address + BigInt(Math.max(1, v.size)) > m ? v.address + BigInt(Math.max(1, v.size)) : m), 0n);
+        this.tiers.push({ id, tracker, versions, lo, hi });
+        const { object: _, ...rest } = unit;
+        return { versions, unit: rest };
+      } catch (e) {
+        tracker.remove();
+        tracker.dispose();
+        throw e;
+      }
+    } catch (e) {
+      this.stats.failures++;
+      throw new InstallError(`[tier ${id}]`, phase, e);
+    }
   }
 
   private readonly freeHooks: (() => void)[] = [];
@@ -308,26 +391,52 @@ export class Installer {
    */
   async freeRetired(timeoutMs = 1000): Promise<number> {
     let batch = this.retired();
-    if (!this.kernelRunning()) {
-      for (const v of batch) this.free(v);
-      return batch.length;
-    }
+    const freeAll = () => {
+      let n = 0;
+      for (const r of batch) for (const v of r.versions) if (v.state !== 'freed') (this.free(v), n++);
+      return n;
+    };
+    if (!this.kernelRunning()) return freeAll();
     const cb = this.instance.cb;
     const lo = cb.array('grace_lo');
     batch = batch.slice(0, lo.length);
     if (batch.length === 0) return 0;
     const hi = cb.array('grace_hi');
-    batch.forEach((v, i) => {
-      lo[i] = v.address;
-      hi[i] = v.address + BigInt(Math.max(1, v.size));
+    batch.forEach((r, i) => {
+      lo[i] = r.lo;
+      hi[i] = r.hi;
     });
     cb.set('grace_n', batch.length);
     const started = performance.now();
     const { answered } = await this.instance.request('grace', timeoutMs);
     if (!answered && this.kernelRunning()) return 0; /* still retired: tried again later */
     this.graceMs.push(performance.now() - started);
-    for (const v of batch) this.free(v);
-    return batch.length;
+    return freeAll();
+  }
+
+  /**
+   * Wait, without freeing anything, until no kernel task is inside the code
+   * of `versions` (no longer live: nothing new enters them through their
+   * entries).  False on timeout.  De-specialization uses it: a tier's
+   * versions stay linked (other versions of the tier still call them
+   * directly, and their guards send those calls to boot code).
+   */
+  async waitGrace(versions: readonly CodeVersion[], timeoutMs = 1000): Promise<boolean> {
+    if (!this.kernelRunning() || versions.length === 0) return true;
+    const cb = this.instance.cb;
+    const lo = cb.array('grace_lo');
+    const hi = cb.array('grace_hi');
+    for (let i = 0; i < versions.length; i += lo.length) {
+      const chunk = versions.slice(i, i + lo.length);
+      chunk.forEach((v, k) => {
+        lo[k] = v.address;
+        hi[k] = v.address + BigInt(Math.max(1, v.size));
+      });
+      cb.set('grace_n', chunk.length);
+      const { answered } = await this.instance.request('grace', timeoutMs);
+      if (!answered && this.kernelRunning()) return false;
+    }
+    return true;
   }
 
   /** How long grace periods took (ms), for the install benchmark. */

@@ -18,6 +18,7 @@ import { specializeWithGuard, type FoldedSysctl } from '../pgo/guard.js';
 import { type AppliedProfile, attachCounts, type SummaryNumbers, summaryMetadata } from '../pgo/metadata.js';
 import { profileSites, siteShape } from '../pgo/sites.js';
 import type { FunctionCounts } from '../sampler/counts.js';
+import type { ImageUnitRequest } from './image-unit.js';
 import { functionIrHash } from '../store/ir-hash.js';
 import type { VersionKind } from './versions.js';
 
@@ -29,10 +30,19 @@ export interface UnitBase {
   mode: ModeSpec;
   config: BootConfig;
   target: TargetSpec;
+  /** Functions boot compiled away: they have no code of their own to fall back to. */
+  removed?: ReadonlySet<string>;
 }
 
 export function unitBase(p: PreparedBoot): UnitBase {
-  return { pristineBitcode: p.pristineBitcode(), pristine: p.image.pristine, mode: p.mode, config: p.config, target: p.compiled.target };
+  return {
+    pristineBitcode: p.pristineBitcode(),
+    pristine: p.image.pristine,
+    mode: p.mode,
+    config: p.config,
+    target: p.compiled.target,
+    removed: new Set(p.compiled.report.removed.map((r) => r.name)),
+  };
 }
 
 export interface UnitRequest {
@@ -73,6 +83,8 @@ export interface UnitRequest {
   pipeline?: string;
   /** Return the unit's IR before and after optimization (tests, `kjit explain`). */
   keepIr?: boolean;
+  /** A tier of many functions instead (src/rejit/image-unit.ts): the compile server builds it with buildImageUnit. */
+  image?: ImageUnitRequest;
 }
 
 /** Where the counts of a 'counts' version are, in i64 words of its data. */
@@ -189,7 +201,8 @@ export function buildUnit(p: UnitBase, req: UnitRequest): BuiltUnit {
       if (f && !f.isDeclaration() && !local(f, true)) f.linkage = Linkage.AvailableExternally;
     }
     for (const g of m.globals()) {
-      if (!g.isDeclaration() && g.isConstantGlobal && g.linkage !== Linkage.Internal) g.linkage = Linkage.AvailableExternally;
+      /* private constants (string literals) have no symbol in the live image: the version keeps its own copy */
+      if (!g.isDeclaration() && g.isConstantGlobal && g.linkage !== Linkage.Internal && g.linkage !== Linkage.Private) g.linkage = Linkage.AvailableExternally;
     }
     /* 3. the version itself, under its own symbol */
     const symbol = versionSymbol(req.fn, req.id);
@@ -221,7 +234,7 @@ export function buildUnit(p: UnitBase, req: UnitRequest): BuiltUnit {
       }
     }
     const specialized = req.specialize
-      ? specializeWithGuard(m, fn, req.fn, new Map(Object.entries(req.specialize).map(([k, v]) => [k, BigInt(v)])))
+      ? specializeWithGuard(m, fn, req.fn, new Map(Object.entries(req.specialize).map(([k, v]) => [k, BigInt(v)])), (name) => !p.removed?.has(name))
       : undefined;
     let irInstructions = 0;
     for (const _ of fn.instructions()) irInstructions++;
@@ -260,7 +273,7 @@ export const PROBE_LAYOUT = { vpTargets: 8, vpWords: 2 + 2 * 8, probeHeadWords: 
  * may read, so they are not held in registers across calls that may switch
  * kernel tasks).
  */
-function instrument(m: Module, fn: Value, symbol: string, kind: 'counts' | 'probe'): UnitData {
+export function instrument(m: Module, fn: Value, symbol: string, kind: 'counts' | 'probe'): UnitData {
   const ctx = m.context;
   const i64 = ctx.int64Type();
   const ptr = ctx.ptrType();

@@ -38,6 +38,8 @@ export interface CodeVersion {
   data?: UnitData & { address: bigint };
   /** How it was built: IR size, and what became of its profile and specialization. */
   build?: { irInstructions: number; profile?: AppliedProfile; specialized?: FoldedSysctl[] };
+  /** The tier (Installer.compileTier) whose object holds its code: freed with the whole tier (tracker null). */
+  tier?: number;
   /** A retired version kept (not freed) because it will be made live again (an instrumentation window's previous version). */
   pinned?: boolean;
   /** Called once, just before the version's code and data are freed (after its grace period): read its data here. */

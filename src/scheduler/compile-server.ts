@@ -44,6 +44,7 @@ import { KjitError } from '../errors.js';
 import type { PreparedBoot } from '../kernel/run.js';
 import { RLIM_INFINITY, RLIMIT_AS, SCHED_IDLE, SCHED_OTHER, processLimit, setNice, setSchedulerPolicy } from '../native/libc.js';
 import type { BuiltUnit, UnitRequest } from '../rejit/unit.js';
+import type { BuiltImageUnit, ImageUnitRequest } from '../rejit/image-unit.js';
 import type { ServerFault, ServerReady, ServerReply, ServerRequest, ServerSettings } from './compile-worker.js';
 import { processCpuMs, processMemory, threadIds } from './proc.js';
 import { BUCKET_PARAMS, niceForShare, TokenBucket } from './token-bucket.js';
@@ -274,6 +275,11 @@ export class CompileServer {
       this.jobs.set(job.id, job);
       this.dispatch(job);
     });
+  }
+
+  /** A tier of many functions (src/rejit/image-unit.ts): one job like a unit. */
+  buildImage(req: ImageUnitRequest): Promise<BuiltImageUnit> {
+    return this.build({ fn: `[tier ${req.id}]`, kind: 'optimized', id: req.id, image: req }) as unknown as Promise<BuiltImageUnit>;
   }
 
   /** Resolves once no job is out (--batch: the caller compiles between its measured intervals). */
@@ -615,7 +621,17 @@ process.on('exit', () => {
 export function compileServer(p: PreparedBoot, opts?: Partial<CompileServerOptions>): CompileServer {
   let s = servers.get(p);
   if (!s) {
-    s = new CompileServer(() => ({ type: 'init', pristine: p.pristineBitcode(), mode: p.mode.name, config: p.config, target: p.compiled.target }), opts);
+    s = new CompileServer(
+      () => ({
+        type: 'init',
+        pristine: p.pristineBitcode(),
+        mode: p.mode.name,
+        config: p.config,
+        target: p.compiled.target,
+        removed: p.compiled.report.removed.map((r) => r.name),
+      }),
+      opts,
+    );
     servers.set(p, s);
     all.add(s);
   } else if (opts) {

@@ -33,6 +33,7 @@ import {
   setSchedulerPolicy,
 } from '../native/libc.js';
 import { Context, Module } from '../native/llvm.js';
+import { buildImageUnit } from '../rejit/image-unit.js';
 import { buildUnit, type UnitBase, type UnitRequest } from '../rejit/unit.js';
 import { processMemory } from './proc.js';
 
@@ -51,7 +52,7 @@ export interface ServerSettings {
 export type ServerFault = 'abort' | 'exhaust-memory';
 
 export type ServerRequest =
-  | { type: 'init'; pristine: Uint8Array; mode: string; config: BootConfig; target: TargetSpec; settings?: ServerSettings }
+  | { type: 'init'; pristine: Uint8Array; mode: string; config: BootConfig; target: TargetSpec; removed?: string[]; settings?: ServerSettings }
   | { type: 'unit'; job: number; req: UnitRequest; fault?: ServerFault };
 
 /** What the server reports once it has read the image, before its first job. */
@@ -142,6 +143,7 @@ process.on('message', (msg: ServerRequest) => {
       mode: modeByName(msg.mode),
       config: msg.config,
       target: msg.target,
+      removed: new Set(msg.removed ?? []),
     };
     const mem = processMemory('self');
     const baselineVmBytes = mem?.vmBytes ?? 0;
@@ -163,7 +165,8 @@ process.on('message', (msg: ServerRequest) => {
   try {
     if (!base) throw new Error('the compile server got a unit before the image');
     if (msg.fault) inject(msg.fault);
-    reply({ job: msg.job, ok: true, unit: buildUnit(base, msg.req), ...usage() });
+    const unit = msg.req.image ? (buildImageUnit(base, msg.req.image) as unknown as ReturnType<typeof buildUnit>) : buildUnit(base, msg.req);
+    reply({ job: msg.job, ok: true, unit, ...usage() });
   } catch (e) {
     const err = e as Error;
     reply({
