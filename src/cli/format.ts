@@ -46,6 +46,14 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
     const path = pr.hot_paths[0];
     if (path) lines.push(`  hot path    ${path.chain.join(' > ')} ${path.pct.toFixed(1)}%`);
   }
+  if (r.jitdump) {
+    const j = r.jitdump;
+    lines.push(`  jitdump     ${j.path}: ${j.records} functions named${j.error ? `; stopped: ${j.error}` : ''} (perf record -k mono ..., then perf inject --jit)`);
+  }
+  const ps = r.profile_store;
+  if (ps) {
+    lines.push(`  profile db  ${ps.path}: ${ps.reused_boots} earlier boot(s) reused, ${ps.functions_matched} functions matched, ${ps.functions_stale} stale, ${ps.samples_loaded} samples`);
+  }
   for (const pt of r.rejit.patches) {
     lines.push(`  patch       ${pt.fn} from ${pt.file} at ${Number(pt.at_s.toFixed(2))} s: ${pt.functions.length} function(s) re-JITted (${pt.functions.join(', ')}), compiled in ${pt.compile_ms.toFixed(0)} ms, live in ${pt.apply_ms.toFixed(2)} ms`);
   }

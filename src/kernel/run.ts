@@ -23,10 +23,15 @@ import { Installer } from '../rejit/installer.js';
 import { type AppliedPatch, type PatchSpec, patchSet, revertPatch } from '../rejit/patch.js';
 import { cpuFeatureBits, hostMachine, NIC_DEVICES, type NicModel } from './machine.js';
 import { modeByName, type ModeSpec } from './modes.js';
+import { offlinePgoImage, type OfflinePgoReport } from './offline-pgo.js';
 import { inlinedInto } from '../sampler/inline-map.js';
+import { Jitdump } from '../sampler/jitdump.js';
+import { peakOf, PgoEngine, PgoHistory, type PgoSummary, type TimelinePoint } from '../pgo/engine.js';
+import { type NamedPolicy, TraceWriter } from '../pgo/policies.js';
 import { profileFormatOf, toFolded, toPprof } from '../sampler/outputs.js';
 import { type Edge, type HotPath, PROFILE_PARAMS, type TopFunction } from '../sampler/profile.js';
 import { Sampler, SAMPLER_PARAMS, SamplingRun, type ThrottleEvent } from '../sampler/sampler.js';
+import { type ProfileStoreSummary, StoreSession } from '../store/session.js';
 import { THROTTLE_PARAMS } from '../sampler/throttle.js';
 
 export interface Progress {
@@ -84,6 +89,12 @@ export interface RunResult {
   rejit: RejitSummary;
   /** The sampled profile (absent when sampling was off). */
   profile?: ProfileReport;
+  /** With a profile store (--profile-db): what was reused at boot (src/store/session.ts). */
+  profile_store?: ProfileStoreSummary;
+  /** `offline-pgo`: the training run and profile its image was built with. */
+  offline_pgo?: OfflinePgoReport;
+  /** With --jitdump: the process's jitdump file and the JIT_CODE_LOAD records in it so far (error: why writing stopped). */
+  jitdump?: { path: string; records: number; bytes: number; error?: string };
   log: string;
 }
 
@@ -294,6 +305,9 @@ export interface BootRequest {
   cache?: boolean;
   /** Patchable function entries, so versions can be installed while it runs. */
   patchable?: boolean;
+  /** `offline-pgo` trains on this workload (default: the image's first) with this parameter (0: its default). */
+  workload?: string;
+  workloadArg?: bigint;
 }
 
 /** An image compiled for one mode and machine: any number of runs can boot from it. */
@@ -305,6 +319,8 @@ export interface PreparedBoot {
   compiled: CompiledImage;
   /** Compiled with patchable entries (BootRequest.patchable): versions can be installed. */
   patchable: boolean;
+  /** How the `offline-pgo` image was built (its training workload, profile, cache). */
+  offlinePgo?: OfflinePgoReport;
   loadMs: number;
   /** Objects of the counting build (made on first use). */
   countingObjects(): Uint8Array[];
@@ -343,10 +359,22 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       source = loadImage(ctx, { ...REFERENCE, path: await tailoredImagePath(config) });
       owned.push(source);
     }
+    let offlinePgo: OfflinePgoReport | undefined;
+    if (mode.offlinePgo) {
+      if (req.image.path !== REFERENCE.path) {
+        throw new KjitError('the offline-pgo mode rebuilds the reference kernel from source', 'use it without --image');
+      }
+      const workload = req.workload ?? image.tables.workloads[0]!;
+      workloadId(image, workload);
+      const built = await offlinePgoImage({ mode, config, nic: req.nic, sysctls: req.sysctls, workload, workloadArg: req.workloadArg ?? 0n });
+      source = loadImage(ctx, { ...REFERENCE, path: built.path });
+      owned.push(source);
+      offlinePgo = built.report;
+    }
     const loadMs = performance.now() - t0;
     const compiled = await compileImage(source, mode, config, {
       ...(req.cache === undefined ? {} : { cache: req.cache }),
-      ...(req.patchable ? { patchable: true } : {}),
+      ...(req.patchable || mode.online ? { patchable: true } : {}),
     });
     await region;
     let counting: Uint8Array[] | null = null;
@@ -358,7 +386,8 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       config,
       facts,
       compiled,
-      patchable: req.patchable === true,
+      patchable: req.patchable === true || mode.online === true,
+      ...(offlinePgo ? { offlinePgo } : {}),
       loadMs,
       countingObjects: () => (counting ??= compileCounting(compiled, new Set(image.tables.sysctls.map((s) => s.variable)))),
       dispose: () => {
@@ -407,6 +436,10 @@ export interface ExecuteRequest {
   profileOut?: string;
   /** Write /tmp/perf-PID.map: the boot image's symbols, then every version as it is installed. */
   perfMap?: boolean;
+  /** Write the jitdump file (src/sampler/jitdump.ts): every function of the boot image and of each version as it is linked. */
+  jitdump?: boolean;
+  /** The profile store (src/store): load the merged profile at boot, flush what the run learns, while it runs and at its end. */
+  profileDb?: string;
   /**
    * The host's own services (kjit serve's control channel) see each kernel
    * the run boots (a fault in patched code boots another) from before it
@@ -414,6 +447,14 @@ export interface ExecuteRequest {
    * kernel thread was joined, and the kernel's code is freed only after it.
    */
   attach?: (live: LiveRun) => () => Promise<void>;
+  /** The pgo mode: the re-JIT mode right now (the control channel may switch it; default normal). */
+  rejitMode?: () => 'normal' | 'safe' | 'dry-run';
+  /** The pgo mode: where its events go (installs, rollbacks, de-specializations). */
+  pgoLog?: (line: string) => void;
+  /** The pgo mode's policy (default: the benefit/cost one; src/pgo/policies.ts). */
+  policy?: NamedPolicy;
+  /** The pgo mode: write every round's observed state and decisions to this file (JSON lines) for `kjit replay`. */
+  recordTrace?: string;
 }
 
 /** A running kernel, as ExecuteRequest.attach sees it. */
@@ -424,8 +465,12 @@ export interface LiveRun {
   readonly instance: KernelInstance;
   /** Installs versions; null unless the image has patchable entries. */
   readonly installer: Installer | null;
+  /** The pgo mode's re-JIT engine (de-specializes before a sysctl write); null in other modes. */
+  readonly pgo: PgoEngine | null;
   /** The run's sampling (profile so far); null when sampling is off. */
   readonly sampling: SamplingRun | null;
+  /** The profile store's session (the profile loaded at boot; logs); null without --profile-db. */
+  readonly store: StoreSession | null;
   /** Patches applied to this kernel, oldest first, reverted ones included. */
   readonly patches: readonly AppliedPatch[];
   /** The applied patches that are still live, oldest first. */
@@ -490,6 +535,7 @@ export function instanceOptions(p: PreparedBoot, req: ExecuteRequest): { workloa
     sampleRingSlots: req.sampleRingSlots ?? 0,
     ...(req.sampleClock ? { sampleClock: req.sampleClock } : {}),
     ...(req.perfMap ? { perfMap: true } : {}),
+    ...(req.jitdump ? { jitdump: true } : {}),
     cpuFeatureBits: p.facts.cpuFeatureBits,
     deviceIds: p.facts.deviceIds,
     config: p.config,
@@ -497,9 +543,20 @@ export function instanceOptions(p: PreparedBoot, req: ExecuteRequest): { workloa
   return { workloadName, opts };
 }
 
-/** Boot a prepared image on a fresh JIT and kernel thread, run the workload, measure. */
+/** Boot a prepared image on a fresh JIT and kernel thread, run the workload, measure (and use the profile store if asked). */
 export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<RunResult> {
   validate(req);
+  const store = req.profileDb ? StoreSession.open(req.profileDb, p, instanceOptions(p, req).workloadName) : null;
+  try {
+    const r = await executeRun(p, req, store);
+    return store ? { ...r, profile_store: store.end('ended', r) } : r;
+  } catch (e) {
+    store?.end('failed');
+    throw e;
+  }
+}
+
+async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSession | null): Promise<RunResult> {
   const clockStart = req.clockStartNs ?? processStartNs();
   const { workloadName, opts } = instanceOptions(p, req);
   const applied: AppliedPatch[] = [];
@@ -512,14 +569,20 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
   let m: Measured;
   let lastInstaller: Installer | null = null;
   let linkMs = 0;
-  const sampling = req.sampleHz ? new SamplingRun({ hz: req.sampleHz, maxShare: req.sampleMaxShare === undefined ? THROTTLE_PARAMS.maxCpuShare : req.sampleMaxShare }) : null;
+  /* the pgo mode samples all the time (it needs to know what is hot) */
+  const sampleHz = req.sampleHz || (p.mode.online ? SAMPLER_PARAMS.defaultHz : 0);
+  const pgoHistory = p.mode.online ? new PgoHistory() : null;
+  const trace = pgoHistory && req.recordTrace ? new TraceWriter(req.recordTrace, req.policy?.name ?? 'default') : null;
+  let lastEngine: PgoEngine | null = null;
+  const sampling = sampleHz ? new SamplingRun({ hz: sampleHz, maxShare: req.sampleMaxShare === undefined ? THROTTLE_PARAMS.maxCpuShare : req.sampleMaxShare }) : null;
+  store?.track(sampling ? () => sampling.profile : null);
   /* Segments: a fault in a patched version restarts the kernel (its state
    * may be inconsistent) without that patch, which is blacklisted. */
   for (;;) {
     const opsLimit = req.ops === undefined ? 0n : req.ops - BigInt(earlier.ops);
     const instance = KernelInstance.load(p.compiled.objects, { ...opts, opsLimit });
     if (!restarts.length) linkMs = instance.linkMs;
-    const installer = req.patches?.length || (req.attach && p.patchable) ? new Installer(instance, p) : null;
+    const installer = req.patches?.length || (req.attach && p.patchable) || p.mode.online ? new Installer(instance, p) : null;
     lastInstaller = installer;
     const firstOp = () => instance.cb.get('t_first_op_ns');
     const sampler = sampling
@@ -552,12 +615,27 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       return set;
     };
     const apply = async (spec: PatchSpec, again: boolean) => (await applySet([spec], again))[0]!;
+    const engine =
+      pgoHistory && installer && sampling
+        ? new PgoEngine(instance, installer, p, sampling, store, pgoHistory, {
+            mode: () => req.rejitMode?.() ?? 'normal',
+            nowS: () => earlier.seconds + (firstOp() ? Number(process.hrtime.bigint() - firstOp()) / 1e9 : 0),
+            ...(req.pgoLog ? { log: req.pgoLog } : {}),
+            ...(req.policy ? { policy: req.policy } : {}),
+            ...(trace ? { trace } : {}),
+          })
+        : null;
+    lastEngine = engine ?? lastEngine;
+    engine?.start();
+    store?.watch({ instance, prepared: p, installer, engine, offsetS: earlier.seconds }); /* the timeline kjit report draws */
     const detach = req.attach?.({
       prepared: p,
       workload: workloadName,
       instance,
       installer,
+      pgo: engine,
       sampling,
+      store,
       patches: here,
       livePatches: () => here.filter((a) => !reverted.has(a.spec)),
       applyPatch: async (spec) => {
@@ -593,13 +671,26 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
         ...(req.signal ? { signal: req.signal } : {}),
         ...(installer ? { onTick: applyDue } : {}),
       });
+      await engine?.stop();
       clearInterval(poller ?? undefined);
       poll();
       sampler?.finish();
       const fault = instance.failure();
       const version = fault?.kind === 'fault' && fault.pc !== undefined && installer ? installer.codeMap.find(fault.pc) : null;
       const culprit = version ? here.find((a) => a.versions.includes(version)) : undefined;
-      if (fault && version && culprit) {
+      if (fault && version && !culprit && pgoHistory && version.kind !== 'baseline') {
+        /* a version the engine made: never again for this run */
+        const h = pgoHistory.fn(version.fn);
+        h.failures = Number.MAX_SAFE_INTEGER;
+        h.live = null;
+        restartAfter = {
+          after_ops: instance.cb.getNumber('ops_done'),
+          fault: fault.message,
+          version: `${version.fn} v${version.id} (${version.kind})`,
+          patch: '',
+          action: 'version rolled back and blacklisted; kernel restarted (its state may be inconsistent)',
+        };
+      } else if (fault && version && culprit) {
         blacklisted.add(culprit.spec);
         restartAfter = {
           after_ops: instance.cb.getNumber('ops_done'),
@@ -626,6 +717,7 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       throw e;
     } finally {
       try {
+        await engine?.stop();
         clearInterval(poller ?? undefined);
         sampler?.finish(); /* (if the run failed) its control block is about to go */
         await detach?.();
@@ -708,10 +800,24 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
       sysctls: Object.fromEntries(p.config.values.map((v) => [v.sysctl.name, `${v.value} (${v.source}${v.bootFixed ? ', boot-fixed' : ''})`])),
     },
     report: r,
-    rejit: rejitSummary(lastInstaller, applied, restarts),
+    rejit: { ...rejitSummary(lastInstaller, applied, restarts), ...(lastEngine ? pgoReport(lastEngine) : {}) },
     ...(profile ? { profile } : {}),
+    ...(p.offlinePgo ? { offline_pgo: p.offlinePgo } : {}),
+    ...(req.jitdump ? { jitdump: jitdumpReport() } : {}),
     log: m.log,
   };
+}
+
+/** The pgo mode's part of RunResult.rejit. */
+function pgoReport(engine: PgoEngine): PgoRejitReport {
+  const timeline = engine.history.timeline;
+  const { peak, timeTo95 } = peakOf(timeline);
+  return { ...engine.summary(), time_to_95pct_peak_s: timeTo95, peak_ops_per_sec: peak, timeline };
+}
+
+function jitdumpReport(): NonNullable<RunResult['jitdump']> {
+  const f = Jitdump.open();
+  return { path: f.path, records: f.records, bytes: f.bytes, ...(f.error ? { error: f.error } : {}) };
 }
 
 /** The run's profile as RunResult reports it. */
@@ -757,7 +863,16 @@ export interface Restart {
   action: string;
 }
 
-export interface RejitSummary {
+/** What the pgo mode adds to RunResult.rejit (src/pgo/engine.ts). */
+export interface PgoRejitReport extends PgoSummary {
+  /** First moment after which every 1-second window stays at or above 95% of the peak (null: never). */
+  time_to_95pct_peak_s: number | null;
+  /** Median throughput over the last third of the run's 1-second windows. */
+  peak_ops_per_sec: number;
+  timeline: TimelinePoint[];
+}
+
+export interface RejitSummary extends Partial<PgoRejitReport> {
   installs: number;
   reverts: number;
   rollbacks: number;
