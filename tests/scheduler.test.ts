@@ -360,7 +360,7 @@ describe('the compile server process', () => {
 
   it('runs every thread at SCHED_IDLE, on the CPUs asked, and reports its CPU time', async () => {
     const cpu = affinityOf(0).at(-1)!;
-    const s = server({ cpus: [cpu], minShare: 0 });
+    const s = server({ cpus: [cpu], minShare: 0, batch: false });
     const r = await ready(s);
     expect(r.policy).toBe(SCHED_IDLE);
     expect(r.nice).toBe(19);
@@ -373,7 +373,7 @@ describe('the compile server process', () => {
   });
 
   it('is lifted by its token bucket while it builds and back at SCHED_IDLE when done', async () => {
-    const s = server({ minShare: 0.02 });
+    const s = server({ minShare: 0.02, batch: false });
     await ready(s);
     const job = s.build(unit());
     let seen = false;

@@ -1,7 +1,7 @@
 // The whole-image tier: instrumented and profile-guided (with run-time
 // sysctls folded behind guards) tiers of the reference kernel compute what
 // its boot code computes, on workloads that write sysctls themselves
-// (phases toggles kernel.trace), and a tier's counts are real.
+// (phases toggles kernel.trace), on every workload, and a tier's counts are real.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { REFERENCE } from '../dist/src/kernel/image.js';
@@ -28,7 +28,7 @@ beforeAll(async () => {
 afterAll(() => p?.dispose());
 
 describe('a tier of the whole image', () => {
-  for (const workload of ['phases', 'web']) {
+  for (const workload of ['phases', 'web', 'kv', 'fs', 'firewall']) {
     it(`instrumented, then profile-guided and specialized, gives the boot code's checksum (${workload})`, async () => {
       const reference = (await execute(p, run(workload))).checksum;
       const hashes = functionIrHashes(p.image.pristine);
@@ -53,9 +53,8 @@ describe('a tier of the whole image', () => {
         return out;
       });
       expect(counts.length).toBeGreaterThan(50);
-      /* the kernel's operation loop ran once per operation */
-      const perOp = counts.find((c) => c.function === (workload === 'web' ? 'tcp_v4_rcv' : 'syscall_entry'));
-      expect(perOp?.entry).toBeGreaterThan(0);
+      /* something ran at least once per operation */
+      expect(Math.max(...counts.map((c) => c.entry))).toBeGreaterThanOrEqual(Number(OPS));
       /* 2. the profile-guided tier, every run-time sysctl folded at its boot value */
       const fold = Object.fromEntries(p.config.values.filter((v) => !v.bootFixed).map((v) => [v.sysctl.variable, v.value.toString()]));
       await withKernel(p, run(workload), async ({ instance, installer }) => {

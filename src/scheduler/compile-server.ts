@@ -100,7 +100,8 @@ export const DEFAULT_SERVER_OPTIONS: CompileServerOptions = {
   memoryLimitBytes: null,
   minShare: BUCKET_PARAMS.minShare,
   liftNice: null,
-  batch: false,
+  /* KJIT_COMPILE_BATCH=1 (the tests set it): normal priority, so a test's compiles do not wait for other processes' load */
+  batch: process.env.KJIT_COMPILE_BATCH === '1',
   retries: SERVER_PARAMS.retries,
 };
 
