@@ -558,7 +558,9 @@ export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<Run
 
 async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSession | null): Promise<RunResult> {
   const clockStart = req.clockStartNs ?? processStartNs();
-  const { workloadName, opts } = instanceOptions(p, req);
+  /* the pgo mode samples all the time (it needs to know what is hot) */
+  const sampleHz = req.sampleHz || (p.mode.online ? SAMPLER_PARAMS.defaultHz : 0);
+  const { workloadName, opts } = instanceOptions(p, { ...req, sampleHz });
   const applied: AppliedPatch[] = [];
   const restarts: Restart[] = [];
   const blacklisted = new Set<PatchSpec>();
@@ -569,8 +571,6 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
   let m: Measured;
   let lastInstaller: Installer | null = null;
   let linkMs = 0;
-  /* the pgo mode samples all the time (it needs to know what is hot) */
-  const sampleHz = req.sampleHz || (p.mode.online ? SAMPLER_PARAMS.defaultHz : 0);
   const pgoHistory = p.mode.online ? new PgoHistory() : null;
   const trace = pgoHistory && req.recordTrace ? new TraceWriter(req.recordTrace, req.policy?.name ?? 'default') : null;
   let lastEngine: PgoEngine | null = null;
@@ -619,6 +619,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
       pgoHistory && installer && sampling
         ? new PgoEngine(instance, installer, p, sampling, store, pgoHistory, {
             mode: () => req.rejitMode?.() ?? 'normal',
+            workload: workloadName,
             nowS: () => earlier.seconds + (firstOp() ? Number(process.hrtime.bigint() - firstOp()) / 1e9 : 0),
             ...(req.pgoLog ? { log: req.pgoLog } : {}),
             ...(req.policy ? { policy: req.policy } : {}),

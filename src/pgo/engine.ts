@@ -28,6 +28,7 @@ import { functionIrHashes } from '../store/ir-hash.js';
 import type { StoreSession } from '../store/session.js';
 import { type AbParams, DEFAULT_AB, interleave, type Verdict } from './abtest.js';
 import { despecialize } from './despecialize.js';
+import { readTier, tierId, tierKey, writeTier } from './tier-cache.js';
 import { summarize } from './metadata.js';
 import { guarded, type NamedPolicy, type TraceWriter } from './policies.js';
 import { DEFAULT_POLICY, type Decision, decideTier, defaultPolicy, type FunctionState, type Policy, type PolicyInput, type PolicyParams, type SysctlState } from './policy.js';
@@ -36,6 +37,8 @@ export const PGO_PARAMS = {
   tickMs: 250,
   /** The whole-image instrumentation window. */
   tierWindowMs: 250,
+  /** Samples before the window instruments only what was sampled (fewer: everything). */
+  tierMinSamples: 300,
   /** The tier's pipeline (offline PGO builds use O3 too). */
   tierPipeline: 'default<O3>',
   /** Instrumentation window length. */
@@ -83,7 +86,9 @@ export class PgoHistory {
     failedAtS: number | null;
     speedup: number | null;
     lastDecision: string;
-  } = { live: null, failures: 0, failedAtS: null, speedup: null, lastDecision: '' };
+    /** The tier cache was looked at (once per run). */
+    triedCache: boolean;
+  } = { live: null, failures: 0, failedAtS: null, speedup: null, lastDecision: '', triedCache: false };
   compiles = 0;
   failures = 0;
   kept = 0;
@@ -112,6 +117,8 @@ export interface EngineOptions {
   policy?: NamedPolicy;
   /** The whole-image tier (default on; false: per-function versions only). */
   tier?: boolean;
+  /** The workload's name: part of the tier cache's key. */
+  workload?: string;
   /** Record every round's observed state and decisions (--record-trace). */
   trace?: TraceWriter;
   params?: PolicyParams;
@@ -187,7 +194,8 @@ export class PgoEngine {
       .filter((v) => !v.bootFixed)
       .flatMap((v) => {
         const address = instance.jit.tryLookup(v.sysctl.variable);
-        return address === null ? [] : [{ name: v.sysctl.name, variable: v.sysctl.variable, address, value: v.value, changedAtS: now }];
+        /* unchanged since boot: as stable as a value can be */
+        return address === null ? [] : [{ name: v.sysctl.name, variable: v.sysctl.variable, address, value: v.value, changedAtS: now - 1e6 }];
       });
     /* a warm start: the store's counts for this IR */
     for (const c of store?.loaded.counts ?? []) {
@@ -414,9 +422,18 @@ export class PgoEngine {
     return d.reason !== 'starting';
   }
 
-  /** An instrumentation window over the whole image: exact counts of every function that ran. */
+  /**
+   * An instrumentation window over the image: exact counts of every function
+   * that ran.  Only the functions the sampler has seen on a chain are
+   * instrumented (a smaller unit compiles in a fraction of the time); the
+   * others get no profile and are compiled as boot compiled them.
+   */
   private async tierWindow(): Promise<void> {
-    const fns = this.tierFunctions();
+    const prof = this.sampling.profile;
+    this.sampling.live?.drain();
+    const all = this.tierFunctions();
+    const seen = all.filter((f) => prof.counts(f).total > 0);
+    const fns = prof.samples >= PGO_PARAMS.tierMinSamples ? seen : all;
     const t0 = performance.now();
     /* counts are exact at any optimization level: the window's code is compiled fast */
     const { versions, unit } = await this.installer.compileTier({ functions: fns, instrument: true, pipeline: 'default<O1>' });
@@ -464,13 +481,22 @@ export class PgoEngine {
     const t = this.history.tier;
     const all = [...this.history.functions.values()].map((h) => h.counts).filter((c): c is FunctionCounts => c !== null);
     let built: Awaited<ReturnType<Installer['compileTier']>>;
+    const functions = this.tierFunctions();
+    const key = this.o.workload ? tierKey(this.p, { functions, fold, workload: this.o.workload }) : null;
+    /* a warm run (its profile store had counts) starts from the tier kept last time, if any */
+    const cached = key && !t.live && !t.triedCache && (this.store?.loaded.counts.length ?? 0) > 0 ? readTier(key) : null;
+    t.triedCache = true;
     try {
-      built = await this.installer.compileTier({
-        functions: this.tierFunctions(),
-        profile: { counts: all, summary: summarize(all) },
-        specialize: fold,
-        pipeline: PGO_PARAMS.tierPipeline,
-      });
+      if (cached) {
+        const unit = { object: cached.object, versions: cached.versions, profile: cached.profile, irInstructions: 0, ms: 0 };
+        built = { versions: this.installer.linkTier(cached.id, unit), unit };
+        this.event(`linked the tier kept by an earlier run (${cached.versions.length} functions) instead of compiling one`);
+      } else {
+        built = await this.installer.compileTier(
+          { functions, profile: { counts: all, summary: summarize(all) }, specialize: fold, pipeline: PGO_PARAMS.tierPipeline },
+          key && !t.live ? { id: tierId(key) } : {},
+        );
+      }
     } catch (e) {
       t.failures++;
       t.failedAtS = this.o.nowS();
@@ -505,6 +531,9 @@ export class PgoEngine {
       h.live = { version: v, countsId: h.counts ? h.countsId : null, folded: f };
     }
     t.live = { versions: built.versions, folded: Object.fromEntries(folded) };
+    if (key && !cached && built.versions[0]?.id === tierId(key)) {
+      writeTier(key, { id: tierId(key), object: built.unit.object, versions: built.unit.versions, profile: built.unit.profile, ms: built.unit.ms });
+    }
     t.speedup = 1 / verdict.ratio - 1;
     this.history.kept += built.versions.length;
     this.event(`installed ${what}: ${verdict.reason}`);

@@ -287,7 +287,7 @@ export interface TierParams {
   backoffS: number;
 }
 
-export const DEFAULT_TIER: TierParams = { startS: 0, minCounted: 20, maxFailures: 3, backoffS: 10 };
+export const DEFAULT_TIER: TierParams = { startS: 0.4, minCounted: 20, maxFailures: 3, backoffS: 10 };
 
 export type TierDecision =
   | { kind: 'count'; reason: string }

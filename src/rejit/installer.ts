@@ -321,12 +321,23 @@ export class Installer {
    * freed as a whole once every version in it is retired and a grace period
    * found no task inside its code.  Resolves with the versions ('compiled').
    */
-  async compileTier(req: Omit<ImageUnitRequest, 'id'>): Promise<{ versions: CodeVersion[]; unit: Omit<BuiltImageUnit, 'object'> }> {
-    const id = this.nextId++;
-    let phase: InstallPhase = 'build';
+  async compileTier(req: Omit<ImageUnitRequest, 'id'>, opts: { id?: number } = {}): Promise<{ versions: CodeVersion[]; unit: BuiltImageUnit }> {
+    const id = opts.id ?? this.nextId++;
+    let unit: BuiltImageUnit;
     try {
-      const unit = await this.server.buildImage({ ...req, id });
-      phase = 'link';
+      unit = await this.server.buildImage({ ...req, id });
+    } catch (e) {
+      this.stats.failures++;
+      throw new InstallError(`[tier ${id}]`, 'build', e);
+    }
+    return { versions: this.linkTier(id, unit, req.instrument === true), unit };
+  }
+
+  /** Phase link for a tier built here or read back from the tier cache (src/pgo/tier-cache.ts). */
+  linkTier(id: number, unit: BuiltImageUnit, instrumented = false): CodeVersion[] {
+    const req = { instrument: instrumented };
+    const phase: InstallPhase = 'link';
+    try {
       const jit = this.instance.jit;
       const tracker = jit.createResourceTracker();
       try {
@@ -358,8 +369,7 @@ export class Installer {
         const lo = versions.reduce((m, v) => (v.address < m ? v.address : m), versions[0]!.address);
         const hi = versions.reduce((m, v) => (v.address + BigInt(Math.max(1, v.size)) > m ? v.address + BigInt(Math.max(1, v.size)) : m), 0n);
         this.tiers.push({ id, tracker, versions, lo, hi });
-        const { object: _, ...rest } = unit;
-        return { versions, unit: rest };
+        return versions;
       } catch (e) {
         tracker.remove();
         tracker.dispose();
