@@ -18,6 +18,7 @@ import { REFERENCE } from '../src/kernel/image.js';
 import { ABLATIONS, MODES, modeByName, RUN_MODES } from '../src/kernel/modes.js';
 import { execute, type PreparedBoot, prepareBoot } from '../src/kernel/run.js';
 import { ROOT } from '../src/paths.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { geomean, ratioOfMedians, spread } from './stats.js';
 
@@ -66,7 +67,9 @@ export async function benchBoot(opts: BenchBootOptions): Promise<number> {
   const modes = opts.modes ?? [...RUN_MODES, ...ABLATIONS];
   if (!modes.includes('stock')) modes.unshift('stock');
   for (const mode of modes) modeByName(mode);
-  const log = (s: string) => process.stderr.write(`${s}\n`);
+  /* on a terminal: what runs now, how far along, the time left (in seconds of runs, set once the workloads are known) */
+  const progress = new ProgressLine('bench boot', 0, process.stderr.isTTY === true && !opts.json);
+  const log = (s: string) => progress.log(s);
   const argFor = (w: string) => (w === 'phases' ? { workloadArg: PHASE_OPS } : {});
 
   /* one compiled image per mode; per mode and workload for offline-pgo, whose profile is the workload's */
@@ -91,13 +94,18 @@ export async function benchBoot(opts: BenchBootOptions): Promise<number> {
     }
     for (const mode of modes) if (perWorkload(mode)) for (const w of workloads) await prepare(mode, w);
     const base = { rate: 0, concurrency: 4, seed: 1n, counting: false };
+    /* a checksum run and a boot-time measurement count as about half a second each */
+    const nBoot = Math.max(3, Math.min(opts.runs, 5));
+    progress.total = workloads.length * modes.length * (0.5 + opts.runs * opts.seconds) + 2 * nBoot * 0.5;
 
     /* 1. correctness: equal checksums for a fixed operation count */
     const checksums: Record<string, Record<string, string>> = {};
     for (const w of workloads) {
       checksums[w] = {};
       for (const mode of modes) {
+        progress.start(`checksum: ${w} ${mode}`);
         const r = await execute(preparedFor(mode, w), { ...base, ...argFor(w), workload: w, ops: CHECKSUM_OPS });
+        progress.step(0.5);
         checksums[w][mode] = r.checksum;
       }
     }
@@ -111,7 +119,9 @@ export async function benchBoot(opts: BenchBootOptions): Promise<number> {
       for (const w of workloads) {
         const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
         for (const mode of order) {
+          progress.start(`round ${round + 1}/${opts.runs}: ${w} ${mode}`);
           const r = await execute(preparedFor(mode, w), { ...base, ...argFor(w), workload: w, seconds: opts.seconds });
+          progress.step(opts.seconds);
           const s = samples.get(key(w, mode)) ?? { ops: [], cpu: [] };
           s.ops.push(r.ops_per_sec);
           s.cpu.push(r.cpu_ns_per_op);
@@ -146,9 +156,10 @@ export async function benchBoot(opts: BenchBootOptions): Promise<number> {
 
     /* 3. boot to first operation, fresh process each time */
     /* cold: compiling; warm: the compiled-object cache has this boot (the runs above filled it) */
-    const nBoot = Math.max(3, Math.min(opts.runs, 5));
+    progress.start('boot to first operation, in fresh processes');
     const coldRuns = measureBootToFirstOp('boot', nBoot, false);
     const warmRuns = measureBootToFirstOp('boot', nBoot, true);
+    progress.finish();
 
     const report = {
       format: 'kjit-bench-boot/1',
@@ -175,6 +186,7 @@ export async function benchBoot(opts: BenchBootOptions): Promise<number> {
     emitReport(report, opts, () => formatTable(report.rows, geo, report.boot_to_first_op_ms, checksumsAgree));
     return checksumsAgree ? ExitCode.OK : ExitCode.FAILURE;
   } finally {
+    progress.finish();
     for (const p of prepared.values()) p.dispose();
   }
 }

@@ -29,6 +29,7 @@ import { type ExecuteRequest, execute, type PreparedBoot, prepareBoot, type RunR
 import { peakOf, type TimelinePoint } from '../src/pgo/engine.js';
 import { seededRandom } from '../src/random.js';
 import type { BenchBootOptions } from './boot.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { geomean, ratioOfMedians, spread } from './stats.js';
 
@@ -115,7 +116,9 @@ export async function benchPgo(o: BenchPgoOptions): Promise<number> {
   const modes = [...(o.modes ?? PGO_BENCH_MODES)];
   if (!modes.includes('stock')) modes.unshift('stock');
   for (const m of modes) if (m !== 'pgo-cold' && m !== 'pgo-warm') modeByName(m);
-  const log = (s: string) => process.stderr.write(`${s}\n`);
+  /* on a terminal: what runs now, how far along, the time left (total set once the workloads are known) */
+  const progress = new ProgressLine('bench pgo', 0, process.stderr.isTTY === true && !o.json);
+  const log = (s: string) => progress.log(s);
   const compiledMode = (m: string) => (m.startsWith('pgo-') ? 'pgo' : m);
   const perWorkload = (m: string) => MODES[compiledMode(m)]?.offlinePgo === true;
   const prepared = new Map<string, PreparedBoot>();
@@ -158,29 +161,35 @@ export async function benchPgo(o: BenchPgoOptions): Promise<number> {
       return { peak, timeTo95, opsPerSec: r.ops_per_sec, compileMs: r.rejit.compile_ms_total ?? 0, checksumOk: true, timeline };
     };
 
+    const total = o.runs * workloads.length * modes.length;
+    progress.total = (total + (modes.includes('pgo-warm') ? workloads.length : 0)) * o.seconds;
     /* the warm store: one unmeasured pgo run per workload */
     if (modes.includes('pgo-warm')) {
       for (const w of workloads) {
+        progress.start(`filling the warm store: ${w} pgo`);
         await execute(prepared.get('pgo')!, { ...base, ...argFor(w), workload: w, seconds: o.seconds, profileDb: store(w) });
+        progress.step(o.seconds);
         log(`bench pgo: filled the warm store for ${w}`);
       }
     }
 
     const samples = new Map<string, RunSample[]>();
     const key = (w: string, m: string) => `${w}\u0000${m}`;
-    const total = o.runs * workloads.length * modes.length;
     let done = 0;
     for (let round = 0; round < o.runs; round++) {
       for (const w of workloads) {
         const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
         for (const m of order) {
+          progress.start(`run ${done + 1}/${total}: ${w} ${m}`);
           const s = await runOnce(m, w);
+          progress.step(o.seconds);
           samples.set(key(w, m), [...(samples.get(key(w, m)) ?? []), s]);
           done++;
           log(`bench pgo: ${done}/${total} ${w} ${m}: peak ${Math.round(s.peak)} ops/s${s.timeTo95 !== null ? `, 95% of peak at ${s.timeTo95.toFixed(1)} s` : ''}`);
         }
       }
     }
+    progress.start('checksums of every mode');
     /* checksums, after the timed runs (a pgo run re-JITs thousands of times meanwhile) */
     const checksums: Record<string, Record<string, boolean>> = {};
     for (const w of workloads) {
@@ -188,6 +197,7 @@ export async function benchPgo(o: BenchPgoOptions): Promise<number> {
       for (const m of modes) checksums[w][m] = await checksumOk(m, w);
     }
 
+    progress.finish();
     const rows: Row[] = [];
     for (const w of workloads) {
       const stock = samples.get(key(w, 'stock'))!.map((s) => s.peak);
@@ -251,6 +261,7 @@ export async function benchPgo(o: BenchPgoOptions): Promise<number> {
     });
     return report.checksums_agree ? 0 : 1;
   } finally {
+    progress.finish();
     for (const p of prepared.values()) p.dispose();
     rmSync(dir, { recursive: true, force: true });
   }

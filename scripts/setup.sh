@@ -1,7 +1,8 @@
 #!/bin/sh
 # kjit set-up, idempotent: installs what is missing and rebuilds what is stale.
 #   - Debian packages: LLVM 19 (clang, tools, the C API library and headers,
-#     the profile runtime for the offline-PGO comparison);
+#     the profile runtime for the offline-PGO comparison); chromium (the
+#     report test opens kjit report's HTML in it, through playwright-core);
 #   - npm packages from package-lock.json;
 #   - TypeScript -> dist/ (incremental);
 #   - the IR of the kjit runtime and of the reference kernel -> build/ir/.
@@ -15,12 +16,13 @@ done
 [ -f /usr/lib/llvm-19/lib/libLLVM.so.19.1 ] || missing=1
 [ -f /usr/lib/llvm-19/include/llvm-c/LLJIT.h ] || missing=1
 [ -f /usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a ] || missing=1
+[ -x /usr/bin/chromium ] || missing=1
 if [ -n "$missing" ]; then
-  echo "setup: installing LLVM 19 from Debian (clang-19 llvm-19 llvm-19-dev libclang-rt-19-dev)"
+  echo "setup: installing from Debian: clang-19 llvm-19 llvm-19-dev libclang-rt-19-dev chromium"
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang-19 llvm-19 llvm-19-dev libclang-rt-19-dev
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang-19 llvm-19 llvm-19-dev libclang-rt-19-dev chromium
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

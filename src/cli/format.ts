@@ -11,8 +11,10 @@ export function si(n: number): string {
   return n.toFixed(0);
 }
 
-export function progressLine(p: Progress): string {
-  return `  running: ${p.elapsedS.toFixed(1)} s, ${si(p.ops)}ops, ${si(p.opsPerSec)}ops/s`;
+/** The run's status line; with the run's length (`totalS`, a timed run), how far along and the time left too. */
+export function progressLine(p: Progress, totalS?: number): string {
+  const along = totalS ? ` of ${totalS} s (${Math.min(100, (p.elapsedS / totalS) * 100).toFixed(0)}%, about ${Math.max(0, totalS - p.elapsedS).toFixed(0)} s left)` : ' s';
+  return `  running: ${p.elapsedS.toFixed(1)}${along}, ${si(p.ops)}ops, ${si(p.opsPerSec)}ops/s`;
 }
 
 function bytes(n: number): string {
@@ -53,6 +55,17 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
   const ps = r.profile_store;
   if (ps) {
     lines.push(`  profile db  ${ps.path}: ${ps.reused_boots} earlier boot(s) reused, ${ps.functions_matched} functions matched, ${ps.functions_stale} stale, ${ps.samples_loaded} samples`);
+  }
+  const rj = r.rejit;
+  if (rj.tier) {
+    const t = rj.tier;
+    const peak = rj.peak_ops_per_sec ? `peak ${Math.round(rj.peak_ops_per_sec)} ops/s` : 'no peak';
+    const t95 = rj.time_to_95pct_peak_s === null || rj.time_to_95pct_peak_s === undefined ? 'never steady at 95% of it' : `95% of it from ${rj.time_to_95pct_peak_s.toFixed(1)} s`;
+    lines.push(
+      `  pgo         ${t.live ? `tier live: ${t.functions} functions, ${Object.keys(t.folded).length} sysctls folded, ${t.speedup !== null ? `${(t.speedup * 100).toFixed(1)}% faster when checked` : ''}` : `no tier${t.failures ? ` (${t.failures} not faster)` : ''}`}; ` +
+        `${rj.versions_kept} versions kept, ${rj.versions_rolled_back} rolled back, ${rj.windows} windows, ${Math.round(rj.compile_ms_total ?? 0)} ms compiling; ${peak}, ${t95}`,
+    );
+    for (const e of (rj.timeline ?? []).filter((x) => x.event)) lines.push(`    ${e.t_s.toFixed(1).padStart(6)} s  ${e.event}`);
   }
   for (const pt of r.rejit.patches) {
     lines.push(`  patch       ${pt.fn} from ${pt.file} at ${Number(pt.at_s.toFixed(2))} s: ${pt.functions.length} function(s) re-JITted (${pt.functions.join(', ')}), compiled in ${pt.compile_ms.toFixed(0)} ms, live in ${pt.apply_ms.toFixed(2)} ms`);

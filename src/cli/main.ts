@@ -14,10 +14,13 @@ import type { NicModel } from '../kernel/machine.js';
 import { MODES } from '../kernel/modes.js';
 import { type BootRequest, type ExecuteRequest, processStartNs, runKernel, type RunResult, validateSampling } from '../kernel/run.js';
 import { SAMPLER_PARAMS } from '../sampler/sampler.js';
+import { defaultProfileDb } from '../store/params.js';
 import { parsePatchSpec } from '../rejit/patch.js';
 import { LLVMError } from '../native/llvm.js';
-import { ask, findInstance, listInstances } from '../control/client.js';
-import { REJIT_MODES, type RejitMode, type RequestBody } from '../control/protocol.js';
+import { ask, findInstance, listInstances, PROBE_DEFAULT_SECONDS } from '../control/client.js';
+import { MAX_PROBE_SECONDS, REJIT_MODES, type RejitMode, type RequestBody } from '../control/protocol.js';
+import { formatProbe, type ProbeResult } from '../sampler/probe.js';
+import { loadPolicy, readTrace, replay } from '../pgo/policies.js';
 import { serve, SERVE_DEFAULTS } from '../control/serve.js';
 import type { StatusReport } from '../control/service.js';
 import { formatMode, formatPatch, formatPs, formatRun, formatStatus, formatSysctl, progressLine, type PsRow } from './format.js';
@@ -28,7 +31,8 @@ usage:
   kjit run   [--image FILE --init SYM --entry SYM] [--workload NAME] [--mode MODE]
              [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
              [--nic virtq|ring] [--sysctl NAME=VALUE]... [--patch F=FILE[@S]]... [--no-count] [--no-cache] [--report] [--log] [--json]
-             [--sample-hz H] [--sample-clock thread|timer] [--profile-out FILE.folded|FILE.pb.gz] [--perf-map]
+             [--sample-hz H] [--sample-clock thread|timer] [--profile-out FILE.folded|FILE.pb.gz] [--perf-map] [--jitdump]
+             [--profile-db PATH | --no-profile-db]
   kjit serve [run flags without --patch] [--safe | --dry-run] [--flush-to FILE] [--flush-every S]
   kjit ps     [--json]
   kjit status [PID] [--json]
@@ -36,13 +40,23 @@ usage:
   kjit patch  [PID] --function NAME --ir FILE.ll|.bc [--json]
   kjit patch  [PID] --revert [NAME] [--json]
   kjit mode   [PID] [normal|safe|dry-run] [--json]
+  kjit replay FILE [--policy NAME|PATH.js] [--json]   a policy's decisions on a recorded trace (--record-trace)
+  kjit probe  [PID] FUNCTION [--seconds S] [--json]   count and time FUNCTION's calls (default 5 s), print the histogram
   kjit bench boot [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes a,b] [--out FILE]
   kjit bench stress [--json] [--ops N] [--installs N] [--functions a,b] [--out FILE]
   kjit bench install [--json] [--runs N] [--seconds S] [--workload W] [--function F] [--install-gap-ms MS] [--out FILE]
   kjit bench control [--json] [--runs N] [--seconds S] [--workload W] [--out FILE]
+  kjit bench pgo [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes stock,boot,pgo-cold,pgo-warm,offline-pgo,...] [--out FILE]
+  kjit bench instrument [--json] [--runs N] [--window-ms MS] [--workload W] [--functions a,b] [--out FILE]
   kjit bench sampler [--json] [--runs N] [--seconds S] [--workload W] [--clock thread|timer] [--out FILE]
+  kjit bench store [--json] [--runs N] [--out FILE]
+  kjit profile ls|show|merge|stale|export|import [--db PATH] ...   the profile store (see below)
+  kjit report [--db PATH] [--boot ID]... [--out FILE.html] [--bench FILE.json]... [--save-bench]   one HTML file:
+             timeline with events, flame graphs, compile log, why per function, benchmarks (works offline)
+  kjit explain FUNCTION [--db PATH] [--boot ID] [--json]   why FUNCTION was or was not optimized
+  kjit top   [PID] [--interval S] [--count N]   live view of a running instance (q quits)
   kjit demo  boot the reference kernel in stock and boot modes and compare them
-  kjit help
+  kjit help [COMMAND], kjit COMMAND --help   every option of COMMAND with its default
 
 run:
   --image FILE      LLVM IR (.bc or .ll) to boot instead of the reference kernel;
@@ -58,6 +72,12 @@ run:
                     patches due at the same S go live as one transition); every caller boot
                     inlined F into gets a patched version too
   --nic MODEL       the machine's NIC: virtq (virtio-net, default) or ring (e1000)
+  --policy P        pgo mode: the re-JIT policy: default (benefit over compile cost), threshold (counter
+                    thresholds, like ORC's re-optimization or HotSpot's tiers), conservative (latency-
+                    sensitive servers), or PATH.js (an ES module exporting (input, params) => decisions;
+                    examples/policies/); one that throws or answers nonsense is reported, the default takes over
+  --record-trace F  pgo mode: write what the policy saw and decided each round (JSON lines) for kjit replay
+  --safe, --dry-run pgo mode (and serve): re-JIT off / decide and log without installing anything
   --no-count        skip the counting build (indirect calls and sysctl loads per operation)
   --no-cache        compile even if the compiled-object cache has this boot (KJIT_CACHE=0 too)
   --report          print the boot report (what specialization changed and removed)
@@ -69,6 +89,30 @@ run:
                     or timer (timer_create on the kernel thread: costlier here, see the README)
   --profile-out F   write the sampled stacks: F.folded (collapsed, for flamegraph.pl/speedscope) or F.pb.gz (pprof)
   --perf-map        write /tmp/perf-PID.map (code addresses -> names) for perf and similar tools
+  --jitdump         write jit-PID.dump (perf's jitdump: every function of the boot code and of each version,
+                    with its code, as it is linked) under $JITDUMPDIR/.debug/jit/ ($HOME without JITDUMPDIR);
+                    record with perf record -k mono, then perf inject --jit names the kernel's code
+  --profile-db PATH the profile store (SQLite): at boot, load the merged profile of earlier boots of this
+                    image family, machine class (LLVM's CPU name) and workload; flush what the run samples
+                    every 10 s and at its end. Default: $KJIT_PROFILE_DB ('off' turns it off), else
+                    $XDG_DATA_HOME/kjit/profiles.db, else ~/.local/share/kjit/profiles.db (kjit run and serve only;
+                    tests and benchmarks never use it). The JSON gets profile_store: { path, reused_boots,
+                    functions_matched, functions_stale, samples_loaded }
+  --no-profile-db   no profile store
+
+profile store (--db PATH: default as for --profile-db; all but import only read it, also while kernels write):
+  kjit profile ls     [--image NAME] [--workload W] [--json]     boots stored: image, machine class, samples, counts
+  kjit profile show   BOOT [--top N] [--json]                    a boot: top functions, edges, hot paths, counts, compile log
+  kjit profile merge  [--image PATH] [--workload W] [--machine-class C] [--boots 3,4] [--decay D] [--force] [--json]
+                      the merged profile: the newest boot weighs 1, each older one D times the next (default 0.75);
+                      boots of another image family or machine class are refused unless --force
+  kjit profile stale  --image PATH [--init SYM --entry SYM] [--workload W] [--json]
+                      which stored functions match the image's IR: { functions_total, functions_matched,
+                      functions_matched_by_shape, samples_matched_pct } (by shape: same IR under another name)
+  kjit profile export --format proftext [--boot ID | merge flags] [--out FILE]
+                      exact counts as an LLVM text profile (llvm-profdata-19 merge reads it; kjit's per-site
+                      counters, not clang's: see the README)
+  kjit profile import FILE [--workload W] [--machine-class C]   a text profile back, as a boot of its own
 
 serve (also kjit run --seconds 0): the kernel runs until SIGINT/SIGTERM (or --ops N / --seconds S),
   with a control socket for its owner: $XDG_RUNTIME_DIR/kjit/PID.sock, or /run/kjit/PID.sock as root
@@ -165,11 +209,18 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     'sample-clock': { type: 'string', default: 'thread' },
     'profile-out': { type: 'string' },
     'perf-map': { type: 'boolean', default: false },
+    'profile-db': { type: 'string' },
+    'no-profile-db': { type: 'boolean', default: false },
+    jitdump: { type: 'boolean', default: false },
+    policy: { type: 'string' },
+    'record-trace': { type: 'string' },
   });
   if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
   const v = values as Record<string, string | boolean | string[] | undefined>;
   const sampleHz = num(v['sample-hz'] as string | undefined, '--sample-hz', SAMPLER_PARAMS.defaultHz);
   const profileOut = v['profile-out'] as string | undefined;
+  if (v['profile-db'] !== undefined && v['no-profile-db'] === true) throw bad('--profile-db and --no-profile-db both given', 'pass one of them');
+  const profileDb = v['no-profile-db'] === true ? null : ((v['profile-db'] as string | undefined) ?? defaultProfileDb());
   validateSampling({ sampleHz, ...(profileOut !== undefined ? { profileOut } : {}) }); /* before anything boots */
   const sampleClock = v['sample-clock'] as string;
   if (sampleClock !== 'thread' && sampleClock !== 'timer') {
@@ -188,12 +239,15 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
   const serving = command === 'serve' || seconds === 0;
   const patches = ((v.patch as string[] | undefined) ?? []).map(parsePatchSpec);
   const flushEveryS = positive(v['flush-every'] as string | undefined, '--flush-every', SERVE_DEFAULTS.flushEveryS);
+  const online = MODES[v.mode as string]?.online === true;
   if (serving) {
     if (patches.length) throw bad('--patch applies to timed runs', 'patch a serving kernel with kjit patch --function F --ir FILE');
     if (v.safe && v['dry-run']) throw bad('--safe and --dry-run both given', 'pass one: --safe installs nothing, --dry-run checks and logs');
   } else {
-    const flag = Object.keys(SERVE_FLAGS).find((f) => v[f] !== undefined && v[f] !== false);
-    if (flag) throw bad(`--${flag} applies to a kernel that serves`, 'use kjit serve (or kjit run --seconds 0)');
+    /* the pgo mode re-JITs by itself: --safe and --dry-run apply to it in timed runs too */
+    const flag = Object.keys(SERVE_FLAGS).find((f) => v[f] !== undefined && v[f] !== false && !(online && (f === 'safe' || f === 'dry-run')));
+    if (flag) throw bad(`--${flag} applies to a kernel that serves`, online ? 'use kjit serve (or kjit run --seconds 0)' : 'use kjit serve (or kjit run --seconds 0), or --mode pgo');
+    if (v.safe && v['dry-run']) throw bad('--safe and --dry-run both given', 'pass one: --safe installs nothing, --dry-run checks and logs');
   }
   const json = v.json === true;
   const tty = process.stderr.isTTY && !json;
@@ -205,6 +259,10 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
   const workload = (v.workload as string | undefined) ?? (image === REFERENCE ? 'web' : undefined);
   /* re-JIT units link to promoted symbols: only modes that promote can be patched */
   const patchable = patches.length > 0 || (serving && v.safe !== true && MODES[v.mode as string]?.promote === true);
+  if (!online && (v.policy !== undefined || v['record-trace'] !== undefined)) {
+    throw bad(`--${v.policy !== undefined ? 'policy' : 'record-trace'} applies to the pgo mode`, 'add --mode pgo');
+  }
+  const policy = v.policy !== undefined ? await loadPolicy(v.policy as string) : undefined;
   const request: BootRequest & ExecuteRequest = {
     signal: interrupt.signal,
     ...(patches.length ? { patches } : {}),
@@ -227,7 +285,13 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     sampleClock,
     ...(profileOut !== undefined ? { profileOut } : {}),
     ...(v['perf-map'] === true ? { perfMap: true } : {}),
+    ...(profileDb ? { profileDb } : {}),
+    ...(v.jitdump === true ? { jitdump: true } : {}),
+    ...(policy ? { policy } : {}),
+    ...(v['record-trace'] !== undefined ? { recordTrace: resolve(v['record-trace'] as string) } : {}),
     ...(tty && !serving ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p)}`) } : {}),
+    ...(!serving ? { rejitMode: () => (v.safe ? 'safe' : v['dry-run'] ? 'dry-run' : 'normal') } : {}),
+    ...(!serving && !json ? { pgoLog: (line: string) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`) } : {}),
   };
   const result: RunResult = serving
     ? await serve({
@@ -345,16 +409,53 @@ async function cmdMode(argv: string[]): Promise<number> {
   return ExitCode.OK;
 }
 
+async function cmdReplay(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { policy: { type: 'string' }, json: { type: 'boolean', default: false } });
+  if (positionals.length !== 1) throw bad('kjit replay needs one trace file', 'write kjit replay FILE [--policy NAME|PATH.js]');
+  const trace = readTrace(resolve(positionals[0]!));
+  const p = await loadPolicy((values.policy as string | undefined) ?? trace[0]?.policy);
+  const r = replay(trace, p);
+  print(r, values.json === true, () => {
+    const lines = [`replayed ${r.rounds} rounds with policy ${r.policy}: ${Object.entries(r.counts).map(([k, n]) => `${n} ${k}`).join(', ') || 'no changes'}`];
+    for (const d of r.decisions.filter((x) => x.decisions.length).slice(0, 40)) {
+      lines.push(`  ${d.now_s.toFixed(2).padStart(7)} s  ${d.decisions.map((x) => `${x.kind} ${x.function} (${x.reason})`).join(', ')}`);
+    }
+    lines.push(r.differing ? `${r.differing} of ${r.rounds} rounds differ from the recorded decisions (recorded with ${trace[0]?.policy})` : 'every round matches the recorded decisions');
+    return `${lines.join('\n')}\n`;
+  });
+  return ExitCode.OK;
+}
+
+async function cmdProbe(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { seconds: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const { pid, rest } = splitPid(positionals);
+  if (rest.length !== 1) throw bad(rest.length ? `unexpected argument '${rest[1]}'` : 'kjit probe needs a function name', 'write kjit probe [PID] FUNCTION [--seconds S]');
+  const seconds = values.seconds === undefined ? PROBE_DEFAULT_SECONDS : Number(values.seconds);
+  if (!(seconds > 0 && seconds <= MAX_PROBE_SECONDS)) throw bad(`--seconds ${values.seconds} is out of range`, `pass a duration above 0 and at most ${MAX_PROBE_SECONDS}`);
+  const r = await ask(await findInstance(pid), { cmd: 'probe', function: rest[0]!, seconds });
+  print(r, values.json === true, () => `${formatProbe(r as ProbeResult)}\n`);
+  return ExitCode.OK;
+}
+
 async function cmdBench(argv: string[]): Promise<number> {
   const [suite, ...rest] = argv;
   if (suite === 'install') return cmdBenchInstall(rest);
   if (suite === 'stress') return cmdBenchStress(rest);
   if (suite === 'control') return cmdBenchControl(rest);
   if (suite === 'sampler') return cmdBenchSampler(rest);
+  if (suite === 'store') return cmdBenchStore(rest);
+  if (suite === 'instrument') return cmdBenchInstrument(rest);
+  if (suite === 'pgo') return cmdBenchPgo(rest);
   if (suite !== 'boot') {
-    throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use `kjit bench boot`, `kjit bench install`, `kjit bench stress`, `kjit bench control` or `kjit bench sampler`');
+    throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use one of: boot, pgo, install, stress, control, sampler, instrument, store (kjit help lists their flags)');
   }
-  const { values, positionals } = parse(rest, {
+  const { benchBoot } = await import('../../bench/boot.js'); /* loaded only for benchmarks */
+  return benchBoot(modesBenchArgs(rest, { runs: 5, seconds: 1 }));
+}
+
+/** The flags of the benchmarks that compare modes side by side (boot, pgo). */
+function modesBenchArgs(argv: string[], defaults: { runs: number; seconds: number }) {
+  const { values, positionals } = parse(argv, {
     json: { type: 'boolean', default: false },
     runs: { type: 'string' },
     seconds: { type: 'string' },
@@ -364,15 +465,14 @@ async function cmdBench(argv: string[]): Promise<number> {
   });
   if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
   const v = values as Record<string, string | boolean | undefined>;
-  const { benchBoot } = await import('../../bench/boot.js'); /* loaded only for benchmarks */
-  return benchBoot({
+  return {
     json: v.json === true,
-    runs: num(v.runs as string | undefined, '--runs', 5),
-    seconds: num(v.seconds as string | undefined, '--seconds', 1),
+    runs: num(v.runs as string | undefined, '--runs', defaults.runs),
+    seconds: num(v.seconds as string | undefined, '--seconds', defaults.seconds),
     ...(v.workloads ? { workloads: (v.workloads as string).split(',') } : {}),
     ...(v.modes ? { modes: (v.modes as string).split(',') } : {}),
     ...(v.out ? { out: v.out as string } : {}),
-  });
+  };
 }
 
 async function cmdBenchInstall(argv: string[]): Promise<number> {
@@ -439,6 +539,33 @@ async function cmdBenchControl(argv: string[]): Promise<number> {
   });
 }
 
+async function cmdBenchPgo(argv: string[]): Promise<number> {
+  const { benchPgo } = await import('../../bench/pgo.js');
+  return benchPgo(modesBenchArgs(argv, { runs: 5, seconds: 60 }));
+}
+
+async function cmdBenchInstrument(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    'window-ms': { type: 'string' },
+    workload: { type: 'string', default: 'web' },
+    functions: { type: 'string' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
+  const v = values as Record<string, string | boolean | undefined>;
+  const { benchInstrument, INSTRUMENT_BENCH_FUNCTIONS } = await import('../../bench/instrument.js');
+  return benchInstrument({
+    json: v.json === true,
+    runs: num(v.runs as string | undefined, '--runs', 8),
+    windowMs: num(v['window-ms'] as string | undefined, '--window-ms', 200),
+    workload: v.workload as string,
+    functions: v.functions ? (v.functions as string).split(',') : INSTRUMENT_BENCH_FUNCTIONS,
+    ...(v.out ? { out: v.out as string } : {}),
+  });
+}
+
 async function cmdBenchSampler(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     json: { type: 'boolean', default: false },
@@ -464,8 +591,17 @@ async function cmdBenchSampler(argv: string[]): Promise<number> {
   });
 }
 
+async function cmdBenchStore(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false }, runs: { type: 'string' }, out: { type: 'string' } });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
+  const runs = num(values.runs as string | undefined, '--runs', 7);
+  if (!(Number.isInteger(runs) && runs >= 1)) throw bad(`--runs ${runs} is not a run count`, 'pass an integer >= 1 (5 or more for a report)');
+  const { benchStore } = await import('../../bench/store.js');
+  return benchStore({ json: values.json === true, runs, ...(values.out ? { out: values.out as string } : {}) });
+}
+
 async function cmdDemo(clockStartNs: bigint): Promise<number> {
-  process.stdout.write('kjit demo: the reference kernel, web workload: stock and boot 3 s each, then boot with a live re-JIT\n\n');
+  process.stdout.write('kjit demo: the reference kernel, web workload: stock and boot 3 s each, boot with a live patch, then 20 s of the pgo mode\n\n');
   const base = { image: REFERENCE, nic: 'virtq' as const, sysctls: [], workload: 'web', rate: 0, concurrency: 4, seed: 1n };
   const results: RunResult[] = [];
   for (const mode of ['stock', 'boot']) {
@@ -500,6 +636,13 @@ async function cmdDemo(clockStartNs: bigint): Promise<number> {
   });
   process.stdout.write('boot, re-JITted live:\n');
   process.stdout.write(formatRun(patched, { report: false }));
+  /* and the pgo mode: counted, recompiled with its profile, checked, kept if faster */
+  const pgo = await runKernel({ ...base, mode: 'pgo', seconds: 20, counting: false, clockStartNs: process.hrtime.bigint() });
+  process.stdout.write('\npgo (profile-guided re-JIT while it runs):\n');
+  process.stdout.write(formatRun(pgo, { report: false }));
+  process.stdout.write(
+    `pgo peak / boot: ${((pgo.rejit.peak_ops_per_sec ?? pgo.ops_per_sec) / boot.ops_per_sec).toFixed(3)}x (single runs on a shared machine; \`kjit bench pgo\` measures it properly)\n`,
+  );
   return ExitCode.OK;
 }
 
@@ -507,6 +650,15 @@ export async function main(argv: string[]): Promise<number> {
   const clockStartNs = processStartNs();
   const [command, ...rest] = argv;
   try {
+    /* kjit COMMAND --help, kjit help COMMAND: every option of COMMAND with its default (help.ts) */
+    const helpOf = command === 'help' || command === '--help' ? rest[0] : rest.includes('--help') || rest.includes('-h') ? command : undefined;
+    if (helpOf !== undefined) {
+      const { commandHelp } = await import('./help.js');
+      const text = commandHelp(helpOf, rest.find((a) => !a.startsWith('-') && a !== helpOf));
+      if (!text) throw bad(`unknown command '${helpOf}'`, 'kjit help lists the commands');
+      process.stdout.write(`${text}\n`);
+      return ExitCode.OK;
+    }
     switch (command) {
       case 'run':
       case 'serve':
@@ -521,8 +673,20 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdPatch(rest);
       case 'mode':
         return await cmdMode(rest);
+      case 'probe':
+        return await cmdProbe(rest);
+      case 'replay':
+        return await cmdReplay(rest);
       case 'bench':
         return await cmdBench(rest);
+      case 'profile':
+        return (await import('./profile.js')).cmdProfile(rest);
+      case 'report':
+        return (await import('./report.js')).cmdReport(rest);
+      case 'explain':
+        return (await import('./report.js')).cmdExplain(rest);
+      case 'top':
+        return await (await import('./top.js')).cmdTop(rest);
       case 'demo':
         return await cmdDemo(clockStartNs);
       case undefined:
@@ -532,7 +696,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${HELP}\n`);
         return command === undefined ? ExitCode.BAD_INPUT : ExitCode.OK;
       default:
-        throw bad(`unknown command '${command}'`, 'use run, serve, ps, status, sysctl, patch, mode, bench, demo or help');
+        throw bad(`unknown command '${command}'`, 'use run, serve, ps, status, top, sysctl, patch, mode, probe, replay, profile, report, explain, bench, demo or help');
     }
   } catch (e) {
     if (e instanceof KjitError) {

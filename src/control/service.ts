@@ -11,6 +11,7 @@
 import { firstLine, KjitError } from '../errors.js';
 import type { SysctlValue } from '../kernel/bootconfig.js';
 import type { LiveRun } from '../kernel/run.js';
+import type { PgoEngine } from '../pgo/engine.js';
 import { SysctlFlag } from '../kernel/tables.js';
 import { CodeRegion } from '../native/codemem.js';
 import { KernelState } from '../native/control-block.js';
@@ -106,6 +107,17 @@ export interface StatusReport {
     grant_note: string;
   };
   restarts: number;
+  /** The pgo mode's online re-JIT (null in other modes): what it compiled and kept, what is optimized now, its latest events. */
+  pgo?: {
+    policy: string;
+    compiles: number;
+    versions_kept: number;
+    versions_rolled_back: number;
+    windows: number;
+    compile_ms_total: number;
+    optimized: string[];
+    recent_events: { t_s: number; event: string }[];
+  } | null;
   control: { socket: string; connections: number; requests: ServerCounters['requests']; refused: number; peers_refused: number };
 }
 
@@ -129,6 +141,21 @@ const no = (r: Refusal): Outcome => ({ ok: false, refusal: r });
 
 function describePatch(a: AppliedPatch): PatchReport {
   return { fn: a.spec.fn, file: a.spec.file, at_s: a.spec.atSeconds, functions: a.versions.map((v) => v.fn), compile_ms: a.ms.compile, apply_ms: a.ms.apply };
+}
+
+/** The status report's view of the pgo engine (kjit top shows it). */
+function pgoStatus(engine: PgoEngine): NonNullable<StatusReport['pgo']> {
+  const s = engine.summary();
+  return {
+    policy: s.policy,
+    compiles: s.compiles,
+    versions_kept: s.versions_kept,
+    versions_rolled_back: s.versions_rolled_back,
+    windows: s.windows,
+    compile_ms_total: s.compile_ms_total,
+    optimized: [...engine.history.functions].filter(([, h]) => h.live?.version.state === 'live').map(([name]) => name),
+    recent_events: engine.history.timeline.filter((p) => p.event).slice(-5).map((p) => ({ t_s: p.t_s, event: p.event! })),
+  };
 }
 
 export class ControlService implements RequestHandler {
@@ -272,6 +299,7 @@ export class ControlService implements RequestHandler {
         list: versions,
       },
       patches: run.livePatches().map(describePatch),
+      pgo: run.pgo ? pgoStatus(run.pgo) : null,
       memory: {
         arena_bytes: cb.getNumber('arena_bytes'),
         code_region: { bytes_in_use: region.bytesInUse, peak_bytes: region.peakBytes, limit_bytes: region.limitBytes, region_bytes: region.regionBytes },

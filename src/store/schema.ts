@@ -173,6 +173,23 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE boots ADD COLUMN flushes INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 5,
+    what: "a boot's timeline (throughput, latency, idle, code bytes, JIT CPU per second, and its events) and its run summary",
+    sql: `
+      -- one row per boot, rewritten by each flush: JSON arrays
+      CREATE TABLE boot_timelines (
+        boot_id INTEGER PRIMARY KEY REFERENCES boots (id),
+        points TEXT NOT NULL,          -- [{ t_s, ops, ops_per_sec, p50_us, p99_us, idle, code_bytes, rss_bytes, compile_cpu, main_cpu }]
+        events TEXT NOT NULL           -- [{ at_s, kind, text }]: installs, rollbacks, reverts, evictions, sysctl changes, phases, patches, faults
+      );
+      -- what the run reported when it ended (src/store/timeline.ts runSummary): figures, re-JIT verdicts, sampling
+      CREATE TABLE boot_summaries (
+        boot_id INTEGER PRIMARY KEY REFERENCES boots (id),
+        summary TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The schema version this kjit writes. */

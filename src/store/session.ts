@@ -3,8 +3,10 @@
  * `kjit serve`): at boot, the merged profile of earlier boots of this image
  * family, machine class and workload is loaded (stale functions left out);
  * while the kernel runs, what it learns is flushed every
- * STORE_PARAMS.flushEveryMs; when it stops, a last flush, the compile log of
- * the run's patches, and the boot's end.
+ * STORE_PARAMS.flushEveryMs (the sampled profile, exact counts, the
+ * timeline of timeline.ts once watch() is called); when it stops, a last
+ * flush, the compile log of the run's patches, the run's summary, and the
+ * boot's end.
  *
  * The store never stops a kernel: a write that fails (disk full, the file
  * removed) is reported once on stderr and the run goes on without it.
@@ -19,6 +21,7 @@ import { functionIrHashes } from './ir-hash.js';
 import type { MergedProfile } from './merge.js';
 import { STORE_PARAMS } from './params.js';
 import { type CompileEntry, type DecisionEntry, type ImageInfo, type MachineInfo, type ProfileAggregates, ProfileStore } from './store.js';
+import { RunTimeline, runSummary, type WatchTarget } from './timeline.js';
 
 /** What `kjit run --json` reports as `profile_store`. */
 export interface ProfileStoreSummary {
@@ -71,6 +74,8 @@ export class StoreSession {
   private pendingCounts: FunctionCounts[] = [];
   private broken: string | null = null;
   private ended = false;
+  /** The run's timeline and events (kjit report): recorded once watch() is called, written with every flush. */
+  readonly timeline = new RunTimeline();
 
   private constructor(
     readonly store: ProfileStore,
@@ -119,6 +124,20 @@ export class StoreSession {
     this.timer.unref();
   }
 
+  /**
+   * Record the timeline of this kernel (throughput, latency, idle, code
+   * bytes, JIT CPU each second; the pgo engine's events): call it for each
+   * kernel the run boots, before it starts.  Written with every flush.
+   */
+  watch(t: WatchTarget): void {
+    this.timeline.watch(t);
+    if (!this.timer) {
+      /* no sampling: the timeline alone is flushed */
+      this.timer = setInterval(() => this.flush(), STORE_PARAMS.flushEveryMs);
+      this.timer.unref();
+    }
+  }
+
   /** Exact counts of an instrumentation window: written with the next flush. */
   addCounts(counts: readonly FunctionCounts[]): void {
     this.pendingCounts.push(...counts);
@@ -141,6 +160,7 @@ export class StoreSession {
         this.store.flushCounts(this.bootId, this.pendingCounts);
         this.pendingCounts = [];
       }
+      if (this.timeline.points.length) this.store.saveTimeline(this.bootId, this.timeline.points, this.timeline.events());
     });
   }
 
@@ -149,8 +169,11 @@ export class StoreSession {
     if (!this.ended) {
       this.ended = true;
       if (this.timer) clearInterval(this.timer);
+      this.timeline.stop();
+      if (r) this.timeline.finish(r);
       this.flush();
       if (r) for (const e of compileEntries(r)) this.logCompile(e);
+      if (r) this.guard(() => this.store.saveSummary(this.bootId, runSummary(r)));
       this.guard(() => this.store.endBoot(this.bootId, { status, ...(r ? { seconds: r.seconds, ops: r.ops } : {}) }));
       this.store.close();
     }

@@ -5,7 +5,7 @@
  * Verbs: open (and migrate), recordBoot / endBoot, flushProfile (a boot's
  * sampled aggregates so far: they replace the boot's previous flush),
  * flushCounts (exact counts of instrumentation windows: added to the
- * boot's), logCompile, logDecision, saveBench; loadMerged (the profile for
+ * boot's), logCompile, logDecision, saveTimeline, saveSummary, saveBench; loadMerged (the profile for
  * an image, machine class and workload, recent boots weighing more, stale
  * functions left out); staleness and listings for `kjit profile`.
  *
@@ -316,7 +316,7 @@ export class ProfileStore {
   }
 
   deleteBoot(id: number): void {
-    for (const table of ['samples', 'edges', 'hot_paths', 'counts', 'compile_log', 'code_versions', 'decisions']) {
+    for (const table of ['samples', 'edges', 'hot_paths', 'counts', 'compile_log', 'code_versions', 'decisions', 'boot_timelines', 'boot_summaries']) {
       this.db.prepare(`DELETE FROM ${table} WHERE boot_id = ?`).run(id);
     }
     this.db.prepare('DELETE FROM boots WHERE id = ?').run(id);
@@ -406,6 +406,18 @@ export class ProfileStore {
         .prepare('INSERT INTO decisions (boot_id, kind, function_id, reason, numbers, at_s, logged_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(bootId, d.kind, fid, d.reason, JSON.stringify(d.numbers), d.at_s ?? null, now());
     }).immediate();
+  }
+
+  /** A boot's timeline so far (src/store/timeline.ts), replacing the previous one: one row, rewritten by each flush. */
+  saveTimeline(bootId: number, points: readonly object[], events: readonly object[]): void {
+    this.db
+      .prepare('INSERT INTO boot_timelines (boot_id, points, events) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET points = excluded.points, events = excluded.events')
+      .run(bootId, JSON.stringify(points), JSON.stringify(events));
+  }
+
+  /** What a run reported when it ended (timeline.ts runSummary). */
+  saveSummary(bootId: number, summary: object): void {
+    this.db.prepare('INSERT INTO boot_summaries (boot_id, summary) VALUES (?, ?) ON CONFLICT DO UPDATE SET summary = excluded.summary').run(bootId, JSON.stringify(summary));
   }
 
   /** A benchmark report (as emitReport writes it); the oldest beyond STORE_PARAMS.keepBenchResults of its suite go. */
