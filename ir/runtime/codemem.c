@@ -23,6 +23,18 @@
  * Each object's memory is a set of page runs it owns alone, so destroying an
  * object (its ORC resource tracker was removed) returns exactly its pages:
  * they go back to PROT_NONE and their memory is released (hole punched).
+ *
+ * The limit (the code share of the memory the kernel granted the JIT,
+ * src/scheduler/budget.ts) is enforced here, and an allocation beyond it
+ * must fail cleanly.  RuntimeDyld treats a NULL from an allocation callback
+ * as a fatal error ("Unable to allocate section memory!": the whole process
+ * aborts), so a refused allocation is instead served from scratch memory
+ * outside the region (anonymous, read-write, never executable, never
+ * counted as code memory) and the object is marked failed: finalize then
+ * reports an error, which LLVM returns to the linker's caller as an
+ * ordinary error, and destroying the object releases the scratch memory.
+ * Its relocations against the region may not reach the scratch pages; they
+ * are written, truncated, into memory that never runs.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -45,9 +57,17 @@ struct run {
   uint32_t kind;
 };
 
+struct scratch {
+  void *at;
+  uint64_t bytes;
+};
+
 struct object_mem {
   struct run *runs;
   uint32_t nruns, cap;
+  /* refused allocations, served outside the region (see the file comment) */
+  struct scratch *scratch;
+  uint32_t nscratch, scratch_cap;
   /* current partially used run of each kind: byte offset of its free space */
   int32_t open_run[RUN_KINDS];
   uint64_t open_used[RUN_KINDS];
@@ -63,7 +83,7 @@ static struct {
   uint8_t *used; /* one byte per page: in use */
   uint64_t next_fit;
   uint64_t pages_in_use, peak_pages, limit_pages;
-  uint64_t objects_live, objects_total, alloc_failures;
+  uint64_t objects_live, objects_total, alloc_failures, objects_refused;
   uint64_t last_code_lo, last_code_hi;
 } region = {.fd = -1};
 
@@ -133,8 +153,9 @@ void kjit_codemem_set_limit(uint64_t bytes) {
   region.limit_pages = p < region.pages ? p : region.pages;
 }
 
-/* out[0..8): bytes in use, peak bytes, limit bytes, region bytes, live
- * objects, objects ever, failed allocations, pages free. */
+/* out[0..9): bytes in use, peak bytes, limit bytes, region bytes, live
+ * objects, objects ever, failed allocations, pages free, objects refused
+ * (whose link failed because an allocation was refused). */
 void kjit_codemem_stats(uint64_t *out) {
   out[0] = region.pages_in_use * PAGE;
   out[1] = region.peak_pages * PAGE;
@@ -144,6 +165,7 @@ void kjit_codemem_stats(uint64_t *out) {
   out[5] = region.objects_total;
   out[6] = region.alloc_failures;
   out[7] = region.pages - region.pages_in_use;
+  out[8] = region.objects_refused;
 }
 
 /* Code range [lo, hi) of the most recently finalized object. */
@@ -196,10 +218,33 @@ void *kjit_codemem_create_context(void *ctx_ctx) {
 
 void kjit_codemem_notify_terminating(void *ctx_ctx) { (void)ctx_ctx; }
 
+/* A refused allocation: scratch memory outside the region, so LLVM never
+ * sees NULL (see the file comment); the object is failed.  NULL only if
+ * even that cannot be had (then LLVM aborts: the host is out of memory). */
+static uint8_t *refuse(struct object_mem *o, uint64_t size, uint64_t align) {
+  region.alloc_failures++;
+  if (!o->failed) region.objects_refused++;
+  o->failed = 1;
+  if (o->nscratch == o->scratch_cap) {
+    uint32_t cap = o->scratch_cap ? o->scratch_cap * 2 : 4;
+    struct scratch *sc = realloc(o->scratch, cap * sizeof(*sc));
+    if (!sc) return NULL;
+    o->scratch = sc;
+    o->scratch_cap = cap;
+  }
+  uint64_t bytes = (size + (align > PAGE ? align : 0) + PAGE - 1) & ~(PAGE - 1);
+  void *at = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (at == MAP_FAILED) return NULL;
+  o->scratch[o->nscratch++] = (struct scratch){at, bytes};
+  return (uint8_t *)(((uint64_t)at + align - 1) & ~(align - 1));
+}
+
 static uint8_t *allocate(struct object_mem *o, uint64_t size, uint64_t align, int kind) {
   if (align == 0) align = 16;
   if (size == 0) size = 1;
   o->bytes_requested += size;
+  /* once one allocation was refused the object cannot link: take nothing more from the region */
+  if (o->failed) return refuse(o, size, align);
   int32_t r = o->open_run[kind];
   if (r >= 0) {
     struct run *run = &o->runs[r];
@@ -213,19 +258,13 @@ static uint8_t *allocate(struct object_mem *o, uint64_t size, uint64_t align, in
   if (need < RUN_MIN_PAGES && kind == RUN_CODE) need = RUN_MIN_PAGES;
   if (need < 1) need = 1;
   int64_t first = take_pages(need);
-  if (first < 0) {
-    region.alloc_failures++;
-    o->failed = 1;
-    return NULL;
-  }
+  if (first < 0) return refuse(o, size, align);
   if (o->nruns == o->cap) {
     uint32_t cap = o->cap ? o->cap * 2 : 8;
     struct run *runs = realloc(o->runs, cap * sizeof(*runs));
     if (!runs) {
       give_back((uint64_t)first, need);
-      region.alloc_failures++;
-      o->failed = 1;
-      return NULL;
+      return refuse(o, size, align);
     }
     o->runs = runs;
     o->cap = cap;
@@ -253,7 +292,7 @@ uint8_t *kjit_codemem_allocate_data(void *opaque, uintptr_t size, unsigned align
   return allocate(opaque, size, align, read_only ? RUN_RODATA : RUN_DATA);
 }
 
-static char finalize_error[] = "kjit code region: out of space or over its limit";
+static char finalize_error[] = "kjit code region: an allocation was refused (over the code memory limit, or the region is full)";
 
 int kjit_codemem_finalize(void *opaque, char **err) {
   struct object_mem *o = opaque;
@@ -288,6 +327,8 @@ void kjit_codemem_destroy(void *opaque) {
   struct object_mem *o = opaque;
   if (!o) return;
   for (uint32_t i = 0; i < o->nruns; i++) give_back(o->runs[i].first_page, o->runs[i].pages);
+  for (uint32_t i = 0; i < o->nscratch; i++) munmap(o->scratch[i].at, o->scratch[i].bytes);
+  free(o->scratch);
   free(o->runs);
   free(o);
   region.objects_live--;

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define KJIT_CB_MAGIC 0x3142434a494a4bULL /* "KJIJCB1" little-endian */
-#define KJIT_CB_VERSION 2ULL
+#define KJIT_CB_VERSION 3ULL
 
 #define KJIT_LAT_SUB_BITS 4                 /* 16 sub-buckets per power of two */
 #define KJIT_LAT_MIN_SHIFT 5                /* values below 32 ns share bucket 0 */
@@ -109,6 +109,15 @@ enum kjit_state {
   X(shadow_free_done, 1, "kernel -> host: the last shadow free request carried out") \
   X(shadow_free_lo, 1, "host -> kernel: first id to free")                           \
   X(shadow_free_hi, 1, "host -> kernel: end of the ids to free")                     \
+  X(grant_request, 1, "host -> kernel: bumped after writing grant_ask: the JIT asks for a memory budget (answered at a quiescent point; grant.c)") \
+  X(grant_ask, 1, "host -> kernel: bytes the JIT asks for (0: it gives its grant back)") \
+  X(grant_done, 1, "kernel -> host: the last grant request answered")                \
+  X(grant_bytes, 1, "kernel -> host: bytes the kernel grants the JIT now; it may lower them at any quiescent point (a revocation)") \
+  X(grant_seq, 1, "kernel -> host: bumped after every change of grant_bytes")        \
+  X(grant_revocations, 1, "kernel -> host: times the kernel lowered the grant below what the JIT asked and held") \
+  X(grant_revoked_ns, 1, "kernel -> host: CLOCK_MONOTONIC of the last revocation")   \
+  X(grant_free_bytes, 1, "kernel -> host: the kernel's free memory when it last decided (0: its policy does not say)") \
+  X(grant_checks, 1, "pressure checks: the kernel's grant hook called without a request") \
   X(patch_traps, 1, "threads that reached a code site while it was being rewritten (emulated)") \
   X(fault_count, 1, "synchronous faults taken in kernel code")                       \
   X(fault_signo, 1, "signal of the last fault")                                      \

@@ -77,6 +77,27 @@ void kjit_log(const char *msg);
 /* Stop the kernel now: records `msg` and unwinds to the runtime. */
 __attribute__((noreturn)) void kjit_panic(const char *msg);
 
+/* ---- the JIT's memory grant (grant.c) -------------------------------------- */
+
+/* The kernel's memory policy for the JIT (DESIGN.md section 7): the JIT asks
+ * for `ask_bytes`; the kernel answers with what it grants now.  The runtime
+ * calls it at quiescent points on the kernel thread: with `asking` = 1 when
+ * the host posted a request (grant up to ask_bytes, or take back what is
+ * above it), and with `asking` = 0 every KJIT_GRANT_CHECK_EVERY quiescent
+ * points (a pressure check: a lower answer is a revocation; a higher one is
+ * ignored, only the JIT's asking raises a grant).  `granted_bytes` is what
+ * the JIT holds now.  It may write its free memory to *free_bytes (for the
+ * host's reports).  It must be cheap when nothing changes.
+ *
+ * The runtime's weak default (images without an allocator of their own)
+ * grants up to KJIT_GRANT_DEFAULT_BYTES and never revokes; the reference
+ * kernel's allocator decides from its free pages (ir/kernel/mm/grant.c). */
+#define KJIT_GRANT_DEFAULT_BYTES (128ull << 20)
+#define KJIT_GRANT_CHECK_EVERY 1024 /* quiescent points between pressure checks (a power of two) */
+uint64_t kjit_mm_grant(uint64_t ask_bytes, uint64_t granted_bytes, int asking, uint64_t *free_bytes);
+/* At a quiescent point: answer a grant request, or check for pressure (runtime-internal). */
+void kjit_grant_poll(void);
+
 /* ---- counting builds ------------------------------------------------------ */
 /* kjit inserts increments of these (through the control block) before every
  * indirect call and every sysctl load of a counting build; nothing else uses

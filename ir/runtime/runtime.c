@@ -203,6 +203,7 @@ static void host_requests(void) {
   kjit_poke_poll();    /* a posted redirect first: then grace sees the new entry */
   kjit_shadow_poll();
   kjit_grace_poll();
+  kjit_grant_poll(); /* the JIT's memory grant: a request, or every so often a pressure check */
 }
 
 void kjit_quiescent(uint32_t task) {

@@ -67,6 +67,16 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
     );
     for (const e of (rj.timeline ?? []).filter((x) => x.event)) lines.push(`    ${e.t_s.toFixed(1).padStart(6)} s  ${e.event}`);
   }
+  const sc = r.scheduler;
+  if (sc && (sc.jit_cpu_ms > 0 || sc.budget_bytes_max !== null)) {
+    const mib = (n: number | null) => (n === null ? '-' : `${(n / 2 ** 20).toFixed(1)} MiB`);
+    lines.push(
+      `  JIT         ${Math.round(sc.jit_cpu_ms)} ms CPU, ${sc.jobs_done} compile jobs (${sc.jobs_dropped} cancelled), ${sc.server_restarts} server restarts` +
+        (sc.budget_bytes_max !== null
+          ? `; memory granted ${mib(sc.budget_bytes_max)}, at most ${mib(sc.budget_used_bytes_max)} used, ${sc.revocations} revocation(s)${sc.eviction_ms_max !== null ? `, back under in ${sc.eviction_ms_max.toFixed(1)} ms at most` : ''}`
+          : ''),
+    );
+  }
   for (const pt of r.rejit.patches) {
     lines.push(`  patch       ${pt.fn} from ${pt.file} at ${Number(pt.at_s.toFixed(2))} s: ${pt.functions.length} function(s) re-JITted (${pt.functions.join(', ')}), compiled in ${pt.compile_ms.toFixed(0)} ms, live in ${pt.apply_ms.toFixed(2)} ms`);
   }
@@ -135,7 +145,7 @@ export function formatStatus(s: StatusReport): string {
   lines.push(`  hot         ${s.hot_functions.available ? s.hot_functions.functions.map((f) => `${f.fn} ${pct(f.share)}`).join(', ') : `- (${s.hot_functions.reason})`}`);
   lines.push(
     `  memory      arena ${m.arena_bytes === null ? '-' : bytes(m.arena_bytes)}, code ${m.code_region ? `${bytes(m.code_region.bytes_in_use)} in use (peak ${bytes(m.code_region.peak_bytes)})` : '-'}, ` +
-      `RSS ${bytes(m.rss_bytes)}; grant: - (${m.grant_note})`,
+      `RSS ${bytes(m.rss_bytes)}; grant: ${m.grant ? m.grant_note : `- (${m.grant_note})`}`,
   );
   return `${lines.join('\n')}\n`;
 }

@@ -40,6 +40,8 @@ const RUN_FLAGS: Flag[] = [
   { flag: '--record-trace FILE', def: 'none', what: 'pgo mode: each round\'s state and decisions as JSON lines (kjit replay)' },
   { flag: '--safe', def: 'off', what: 'pgo mode and serve: re-JIT off (serve: no patchable entries)' },
   { flag: '--dry-run', def: 'off', what: 'pgo mode and serve: decide and log, install nothing' },
+  { flag: '--cpus LIST', def: 'any', what: 'CPUs the compile server may run on, e.g. 1 or 0,2-3' },
+  { flag: '--batch', def: 'off', what: 'compile server at normal priority; the pgo engine drains it before each regression check' },
   { flag: '--no-count', def: 'off (the counting build runs; never in serve)', what: 'skip the build that counts indirect calls and sysctl loads per operation' },
   { flag: '--no-cache', def: 'off (KJIT_CACHE=0 too)', what: 'compile even if the compiled-object cache has this boot' },
   { flag: '--report', def: 'off', what: 'print the boot report (what specialization changed and removed)' },
@@ -70,7 +72,8 @@ const BENCH: Record<string, Flag[]> = {
     { flag: '--runs N', def: '5', what: 'alternated runs per workload and mode' },
     { flag: '--seconds S', def: '60', what: 'seconds per run (at least 3)' },
     { flag: '--workloads a,b', def: 'all of the image\'s', what: 'workloads' },
-    { flag: '--modes a,b', def: 'stock,boot,pgo-cold,pgo-warm,offline-pgo and the ablations', what: 'modes (stock is always added)' },
+    { flag: '--modes a,b', def: 'stock,boot,pgo-cold,pgo-warm,offline-pgo and the ablations (foreign image: stock,boot,pgo-cold)', what: 'modes (stock is always added)' },
+    { flag: '--image FILE', def: 'the reference kernel', what: 'a foreign image, with --init SYM (default init) and --entry SYM' },
   ],
   install: [
     { flag: '--runs N', def: '5', what: 'runs per arm' },
@@ -102,6 +105,19 @@ const BENCH: Record<string, Flag[]> = {
     { flag: '--clock C', def: 'thread', what: 'thread or timer' },
   ],
   store: [{ flag: '--runs N', def: '7', what: 'repetitions of each measurement' }],
+  coop: [
+    { flag: '--runs N', def: '3', what: 'alternated runs per arm of (a) and (b)' },
+    { flag: '--seconds S', def: '15', what: 'seconds per run of (a); (b) runs max(S, 30) s' },
+    { flag: '--workload W', def: 'web', what: 'workload' },
+    { flag: '--cpu C', def: '0', what: 'the one CPU the kernel thread and the compile server share in (a)' },
+    { flag: '--revocations N', def: '4', what: 'budget revocations measured in (c) (a run of 15 + 15 N s)' },
+  ],
+  policies: [
+    { flag: '--runs N', def: '1', what: 'runs per policy and workload (and of stock)' },
+    { flag: '--seconds S', def: '20', what: 'seconds per run (at least 3; 60 for time to peak)' },
+    { flag: '--workloads a,b', def: 'web,kv', what: 'workloads' },
+    { flag: '--policies a,b', def: 'default,threshold,conservative', what: 'policies (built-in names or PATH.js)' },
+  ],
 };
 
 const COMMANDS: Record<string, CommandHelp> = {

@@ -47,6 +47,9 @@ usage:
   kjit bench install [--json] [--runs N] [--seconds S] [--workload W] [--function F] [--install-gap-ms MS] [--out FILE]
   kjit bench control [--json] [--runs N] [--seconds S] [--workload W] [--out FILE]
   kjit bench pgo [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes stock,boot,pgo-cold,pgo-warm,offline-pgo,...] [--out FILE]
+                 [--image FILE --init SYM --entry SYM]   a foreign image instead of the reference kernel
+  kjit bench coop [--json] [--runs N] [--seconds S] [--workload W] [--cpu C] [--revocations N] [--out FILE]
+  kjit bench policies [--json] [--runs N] [--seconds S] [--workloads a,b] [--policies a,b] [--out FILE]
   kjit bench instrument [--json] [--runs N] [--window-ms MS] [--workload W] [--functions a,b] [--out FILE]
   kjit bench sampler [--json] [--runs N] [--seconds S] [--workload W] [--clock thread|timer] [--out FILE]
   kjit bench store [--json] [--runs N] [--out FILE]
@@ -78,6 +81,9 @@ run:
                     examples/policies/); one that throws or answers nonsense is reported, the default takes over
   --record-trace F  pgo mode: write what the policy saw and decided each round (JSON lines) for kjit replay
   --safe, --dry-run pgo mode (and serve): re-JIT off / decide and log without installing anything
+  --cpus LIST       the CPUs the compile server may run on (e.g. 1 or 0,2-3; default any)
+  --batch           the compile server at normal priority, and the pgo engine waits for it to drain
+                    before each regression check, so no compile overlaps a measured interval
   --no-count        skip the counting build (indirect calls and sysctl loads per operation)
   --no-cache        compile even if the compiled-object cache has this boot (KJIT_CACHE=0 too)
   --report          print the boot report (what specialization changed and removed)
@@ -214,9 +220,12 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     jitdump: { type: 'boolean', default: false },
     policy: { type: 'string' },
     'record-trace': { type: 'string' },
+    cpus: { type: 'string' },
+    batch: { type: 'boolean', default: false },
   });
   if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
   const v = values as Record<string, string | boolean | string[] | undefined>;
+  const cpus = v.cpus === undefined ? null : parseCpus(v.cpus as string);
   const sampleHz = num(v['sample-hz'] as string | undefined, '--sample-hz', SAMPLER_PARAMS.defaultHz);
   const profileOut = v['profile-out'] as string | undefined;
   if (v['profile-db'] !== undefined && v['no-profile-db'] === true) throw bad('--profile-db and --no-profile-db both given', 'pass one of them');
@@ -289,7 +298,8 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     ...(v.jitdump === true ? { jitdump: true } : {}),
     ...(policy ? { policy } : {}),
     ...(v['record-trace'] !== undefined ? { recordTrace: resolve(v['record-trace'] as string) } : {}),
-    ...(tty && !serving ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p)}`) } : {}),
+    ...(cpus !== null || v.batch === true ? { compileServer: { ...(cpus !== null ? { cpus } : {}), batch: v.batch === true } } : {}),
+    ...(tty && !serving ? { onProgress: (p) => process.stderr.write(`\r${progressLine(p, seconds)}`) } : {}),
     ...(!serving ? { rejitMode: () => (v.safe ? 'safe' : v['dry-run'] ? 'dry-run' : 'normal') } : {}),
     ...(!serving && !json ? { pgoLog: (line: string) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`) } : {}),
   };
@@ -318,6 +328,19 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
 }
 
 /* ---- commands to a serving instance (src/control) ------------------------------ */
+
+/** --cpus 0,2-3: the CPUs the compile server may run on. */
+export function parseCpus(text: string): number[] {
+  const out = new Set<number>();
+  for (const part of text.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
+    if (!m || hi < lo || hi > 1023) throw bad(`--cpus '${text}' is not a list of CPUs`, 'write CPU numbers and ranges, e.g. --cpus 1 or --cpus 0,2-3');
+    for (let c = lo; c <= hi; c++) out.add(c);
+  }
+  return [...out].sort((a, b) => a - b);
+}
 
 /** A leading all-digits positional is the instance's pid; the rest are the command's own. */
 function splitPid(positionals: string[]): { pid?: number; rest: string[] } {
@@ -446,8 +469,10 @@ async function cmdBench(argv: string[]): Promise<number> {
   if (suite === 'store') return cmdBenchStore(rest);
   if (suite === 'instrument') return cmdBenchInstrument(rest);
   if (suite === 'pgo') return cmdBenchPgo(rest);
+  if (suite === 'coop') return cmdBenchCoop(rest);
+  if (suite === 'policies') return cmdBenchPolicies(rest);
   if (suite !== 'boot') {
-    throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use one of: boot, pgo, install, stress, control, sampler, instrument, store (kjit help lists their flags)');
+    throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use one of: boot, pgo, coop, policies, install, stress, control, sampler, instrument, store (kjit help lists their flags)');
   }
   const { benchBoot } = await import('../../bench/boot.js'); /* loaded only for benchmarks */
   return benchBoot(modesBenchArgs(rest, { runs: 5, seconds: 1 }));
@@ -541,7 +566,78 @@ async function cmdBenchControl(argv: string[]): Promise<number> {
 
 async function cmdBenchPgo(argv: string[]): Promise<number> {
   const { benchPgo } = await import('../../bench/pgo.js');
-  return benchPgo(modesBenchArgs(argv, { runs: 5, seconds: 60 }));
+  /* --image FILE --init SYM --entry SYM: a foreign image instead of the reference kernel */
+  const rest: string[] = [];
+  const img: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--(image|init|entry)(?:=(.*))?$/.exec(argv[i]!);
+    if (!m) rest.push(argv[i]!);
+    else if (m[2] !== undefined) img[m[1]!] = m[2];
+    else if (argv[i + 1] !== undefined) img[m[1]!] = argv[++i]!;
+    else throw bad(`--${m[1]} needs a value`, 'see `kjit help bench`');
+  }
+  let image: ImageSpec | undefined;
+  if (img.image !== undefined) {
+    if (!img.entry) throw bad('--image needs --entry SYMBOL', 'name the function the runtime calls per operation');
+    image = { path: img.image, init: img.init ?? 'init', entry: img.entry };
+  } else if (img.init !== undefined || img.entry !== undefined) {
+    throw bad('--init and --entry apply only to --image', 'pass --image FILE too, or drop them');
+  }
+  return benchPgo({ ...modesBenchArgs(rest, { runs: 5, seconds: 60 }), ...(image ? { image } : {}) });
+}
+
+async function cmdBenchCoop(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    workload: { type: 'string', default: 'web' },
+    cpu: { type: 'string' },
+    revocations: { type: 'string' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help bench coop`');
+  const v = values as Record<string, string | boolean | undefined>;
+  const runs = num(v.runs as string | undefined, '--runs', 3);
+  if (!(Number.isInteger(runs) && runs >= 1)) throw bad(`--runs ${runs} is not a run count`, 'pass an integer >= 1');
+  const revocations = num(v.revocations as string | undefined, '--revocations', 4);
+  if (!(Number.isInteger(revocations) && revocations >= 1)) throw bad(`--revocations ${revocations} is not a count`, 'pass an integer >= 1');
+  const { benchCoop } = await import('../../bench/coop.js');
+  return benchCoop({
+    json: v.json === true,
+    runs,
+    seconds: positive(v.seconds as string | undefined, '--seconds', 15),
+    workload: v.workload as string,
+    cpu: v.cpu === undefined ? 0 : parseCpus(v.cpu as string)[0]!,
+    revocations,
+    ...(v.out ? { out: v.out as string } : {}),
+  });
+}
+
+async function cmdBenchPolicies(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    workloads: { type: 'string' },
+    policies: { type: 'string' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help bench policies`');
+  const v = values as Record<string, string | boolean | undefined>;
+  const runs = num(v.runs as string | undefined, '--runs', 1);
+  if (!(Number.isInteger(runs) && runs >= 1)) throw bad(`--runs ${runs} is not a run count`, 'pass an integer >= 1');
+  const seconds = num(v.seconds as string | undefined, '--seconds', 20);
+  if (!(seconds >= 3)) throw bad(`--seconds ${seconds} is too short for a peak`, 'pass at least 3 (60 for time to peak)');
+  const { benchPolicies } = await import('../../bench/policies.js');
+  return benchPolicies({
+    json: v.json === true,
+    runs,
+    seconds,
+    workloads: ((v.workloads as string | undefined) ?? 'web,kv').split(','),
+    policies: ((v.policies as string | undefined) ?? 'default,threshold,conservative').split(','),
+    ...(v.out ? { out: v.out as string } : {}),
+  });
 }
 
 async function cmdBenchInstrument(argv: string[]): Promise<number> {

@@ -103,7 +103,19 @@ export interface StatusReport {
     arena_bytes: number | null;
     code_region: { bytes_in_use: number; peak_bytes: number; limit_bytes: number; region_bytes: number } | null;
     rss_bytes: number;
-    grant: null;
+    /** The memory budget the kernel granted the JIT (src/scheduler/budget.ts); null: none (only the pgo mode negotiates one). */
+    grant: {
+      ask_bytes: number;
+      grant_bytes: number;
+      code_share_bytes: number;
+      compiler_share_bytes: number;
+      /** In use now: code linked since boot, and the compile server above its ready baseline. */
+      code_bytes: number;
+      server_bytes: number;
+      revocations: number;
+      eviction_ms_max: number | null;
+    } | null;
+    /** One line: the grant, or why there is none. */
     grant_note: string;
   };
   restarts: number;
@@ -141,6 +153,31 @@ const no = (r: Refusal): Outcome => ({ ok: false, refusal: r });
 
 function describePatch(a: AppliedPatch): PatchReport {
   return { fn: a.spec.fn, file: a.spec.file, at_s: a.spec.atSeconds, functions: a.versions.map((v) => v.fn), compile_ms: a.ms.compile, apply_ms: a.ms.apply };
+}
+
+/** The status report's memory grant (null without a budget: only the pgo mode negotiates one). */
+function grantStatus(run: LiveRun): Pick<StatusReport['memory'], 'grant' | 'grant_note'> {
+  const b = run.budget;
+  if (!b) return { grant: null, grant_note: 'no memory budget (only the pgo mode asks the kernel for one)' };
+  const r = b.report();
+  const grant = {
+    ask_bytes: r.ask_bytes,
+    grant_bytes: r.grant_bytes,
+    code_share_bytes: b.shares.codeBytes,
+    compiler_share_bytes: b.shares.compilerBytes,
+    code_bytes: b.codeBytes(),
+    server_bytes: b.serverBytes(),
+    revocations: r.revocations,
+    eviction_ms_max: r.evictionMsMax,
+  };
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return {
+    grant,
+    grant_note:
+      `${mib(grant.grant_bytes)} granted of ${mib(grant.ask_bytes)} asked; in use: code ${mib(grant.code_bytes)} of ${mib(grant.code_share_bytes)}, ` +
+      `compile server ${mib(grant.server_bytes)} of ${mib(grant.compiler_share_bytes)}; ${grant.revocations} revocation(s)` +
+      (grant.eviction_ms_max !== null ? `, back under in ${grant.eviction_ms_max.toFixed(1)} ms at most` : ''),
+  };
 }
 
 /** The status report's view of the pgo engine (kjit top shows it). */
@@ -304,8 +341,7 @@ export class ControlService implements RequestHandler {
         arena_bytes: cb.getNumber('arena_bytes'),
         code_region: { bytes_in_use: region.bytesInUse, peak_bytes: region.peakBytes, limit_bytes: region.limitBytes, region_bytes: region.regionBytes },
         rss_bytes: process.memoryUsage.rss(),
-        grant: null,
-        grant_note: 'memory grants arrive with the scheduler issue',
+        ...grantStatus(run),
       },
     };
   }
@@ -354,7 +390,7 @@ export class ControlService implements RequestHandler {
       idle_share: { last_interval: null, since_start: null },
       versions: { installs: 0, reverts: 0, live: 0, waiting_grace: 0, list: [] },
       patches: [],
-      memory: { arena_bytes: null, code_region: null, rss_bytes: process.memoryUsage.rss(), grant: null, grant_note: 'memory grants arrive with the scheduler issue' },
+      memory: { arena_bytes: null, code_region: null, rss_bytes: process.memoryUsage.rss(), grant: null, grant_note: 'no kernel running' },
     };
   }
 

@@ -114,6 +114,9 @@ function glueIR(spec: ImageSpec, init: Value, entry: Value | null, run: Value | 
   return lines.join('\n') + '\n';
 }
 
+/** kjit_ functions an image may define: hooks the runtime declares weak for it to replace (ir/runtime/kjit_rt.h). */
+const IMAGE_HOOKS = new Set(['kjit_mm_grant']);
+
 export function loadImage(ctx: Context, spec: ImageSpec): Image {
   if (!spec.entry && !spec.run) {
     throw new KjitError('a foreign image needs an entry function', 'pass --entry SYMBOL (a function uint64 -> uint64)');
@@ -129,7 +132,7 @@ export function loadImage(ctx: Context, spec: ImageSpec): Image {
       throw new KjitError(`image ${spec.path} fails LLVM verification: ${firstLine(problem)}`, 'fix the code that produced this IR');
     }
     for (const fn of m.functions()) {
-      if (!fn.isDeclaration() && fn.name.startsWith('kjit_')) {
+      if (!fn.isDeclaration() && fn.name.startsWith('kjit_') && !IMAGE_HOOKS.has(fn.name)) {
         throw new KjitError(`image ${spec.path} defines ${fn.name}, a name reserved for the kjit runtime`, 'rename it');
       }
     }

@@ -172,6 +172,12 @@ export class KernelInstance {
     this.thread = libc.pthreadCreate(this.threadMain, 0n);
   }
 
+  /** Pin the running kernel thread to `cpus` (kjit bench coop: the kernel and the compile server on one core). */
+  pinTo(cpus: readonly number[]): void {
+    if (this.thread === null || this.joined) throw new Error('no running kernel thread');
+    libc.setPthreadAffinity(this.thread, cpus);
+  }
+
   get state(): number {
     return this.cb.getNumber('state');
   }
@@ -200,7 +206,7 @@ export class KernelInstance {
    * millisecond.  `answered` is false if the kernel stopped running (or was
    * disposed) or `timeoutMs` passed first.
    */
-  async request(kind: 'grace' | 'poke' | 'shadow_free', timeoutMs: number, spins = 0): Promise<{ id: bigint; answered: boolean }> {
+  async request(kind: 'grace' | 'poke' | 'shadow_free' | 'grant', timeoutMs: number, spins = 0): Promise<{ id: bigint; answered: boolean }> {
     const cb = this.cb;
     const id = cb.get(`${kind}_request`) + 1n;
     cb.set(`${kind}_request`, id);

@@ -33,6 +33,9 @@ import { type Edge, type HotPath, PROFILE_PARAMS, type TopFunction } from '../sa
 import { Sampler, SAMPLER_PARAMS, SamplingRun, type ThrottleEvent } from '../sampler/sampler.js';
 import { type ProfileStoreSummary, StoreSession } from '../store/session.js';
 import { THROTTLE_PARAMS } from '../sampler/throttle.js';
+import { type BudgetParams, type BudgetReport, MemoryBudget } from '../scheduler/budget.js';
+import { type CompileServerOptions, compileServer } from '../scheduler/compile-server.js';
+import { type BudgetFigures, type SchedulerStats, schedulerStats, serverSince } from '../scheduler/stats.js';
 
 export interface Progress {
   elapsedS: number;
@@ -95,6 +98,10 @@ export interface RunResult {
   offline_pgo?: OfflinePgoReport;
   /** With --jitdump: the process's jitdump file and the JIT_CODE_LOAD records in it so far (error: why writing stopped). */
   jitdump?: { path: string; records: number; bytes: number; error?: string };
+  /** The cooperative scheduler (src/scheduler/stats.ts): idle share, JIT CPU, compile jobs, the memory budget. */
+  scheduler: SchedulerStats;
+  /** With a memory budget (the pgo mode): the grant, its revocations and how each was met (src/scheduler/budget.ts). */
+  budget?: BudgetReport;
   log: string;
 }
 
@@ -218,10 +225,13 @@ async function drive(
     onProgress?: (p: Progress) => void;
     signal?: AbortSignal;
     onTick?: (elapsedS: number) => Promise<void>;
+    /** Right after the kernel thread started. */
+    onStart?: () => void;
   },
 ): Promise<void> {
   const cb = instance.cb;
   instance.start();
+  req.onStart?.();
   /* an interrupted run (Ctrl-C) ends like a finished one: stop, join, report */
   const onAbort = () => instance.requestStop();
   req.signal?.addEventListener('abort', onAbort, { once: true });
@@ -455,6 +465,16 @@ export interface ExecuteRequest {
   policy?: NamedPolicy;
   /** The pgo mode: write every round's observed state and decisions to this file (JSON lines) for `kjit replay`. */
   recordTrace?: string;
+  /**
+   * The memory budget negotiated with the kernel (src/scheduler/budget.ts):
+   * its parameters (the ask, the shares), or false for none.  Default: on
+   * in the pgo mode, off otherwise.
+   */
+  budget?: Partial<BudgetParams> | false;
+  /** The compile server's CPUs (--cpus) and --batch (normal priority; the pgo engine drains it before each regression check). */
+  compileServer?: Partial<Pick<CompileServerOptions, 'cpus' | 'batch'>>;
+  /** Pin the kernel thread to these CPUs once it runs (kjit bench coop). */
+  kernelCpus?: number[];
 }
 
 /** A running kernel, as ExecuteRequest.attach sees it. */
@@ -469,6 +489,8 @@ export interface LiveRun {
   readonly pgo: PgoEngine | null;
   /** The run's sampling (profile so far); null when sampling is off. */
   readonly sampling: SamplingRun | null;
+  /** The memory budget the kernel granted (the pgo mode); null without one. */
+  readonly budget: MemoryBudget | null;
   /** The profile store's session (the profile loaded at boot; logs); null without --profile-db. */
   readonly store: StoreSession | null;
   /** Patches applied to this kernel, oldest first, reverted ones included. */
@@ -574,6 +596,14 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
   const pgoHistory = p.mode.online ? new PgoHistory() : null;
   const trace = pgoHistory && req.recordTrace ? new TraceWriter(req.recordTrace, req.policy?.name ?? 'default') : null;
   let lastEngine: PgoEngine | null = null;
+  /* the cooperative scheduler's figures, this run's share of them (the compile server outlives runs) */
+  const usesServer = !!(req.patches?.length || (req.attach && p.patchable) || p.mode.online);
+  const server = usesServer ? compileServer(p, req.compileServer) : null;
+  const server0 = server?.stats() ?? null;
+  let mainThreadJitMs = 0;
+  const budgets: BudgetFigures[] = [];
+  let lastBudget: MemoryBudget | null = null;
+  const budgetOn = req.budget !== false && (p.mode.online || req.budget !== undefined);
   const sampling = sampleHz ? new SamplingRun({ hz: sampleHz, maxShare: req.sampleMaxShare === undefined ? THROTTLE_PARAMS.maxCpuShare : req.sampleMaxShare }) : null;
   store?.track(sampling ? () => sampling.profile : null);
   /* Segments: a fault in a patched version restarts the kernel (its state
@@ -615,6 +645,16 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
       return set;
     };
     const apply = async (spec: PatchSpec, again: boolean) => (await applySet([spec], again))[0]!;
+    const budget =
+      budgetOn && installer && server
+        ? new MemoryBudget(instance, installer, server, {
+            ...(req.budget ? { params: req.budget } : {}),
+            heat: (fn) => sampling?.profile.counts(fn).total ?? 0,
+            ...(req.pgoLog ? { log: req.pgoLog } : {}),
+          })
+        : null;
+    lastBudget = budget ?? lastBudget;
+    budget?.start();
     const engine =
       pgoHistory && installer && sampling
         ? new PgoEngine(instance, installer, p, sampling, store, pgoHistory, {
@@ -624,6 +664,8 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
             ...(req.pgoLog ? { log: req.pgoLog } : {}),
             ...(req.policy ? { policy: req.policy } : {}),
             ...(trace ? { trace } : {}),
+            ...(budget ? { budget } : {}),
+            ...(server?.options.batch ? { beforeCheck: () => server.drain() } : {}),
           })
         : null;
     lastEngine = engine ?? lastEngine;
@@ -636,6 +678,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
       installer,
       pgo: engine,
       sampling,
+      budget,
       store,
       patches: here,
       livePatches: () => here.filter((a) => !reverted.has(a.spec)),
@@ -671,6 +714,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
         ...(req.onProgress ? { onProgress: req.onProgress } : {}),
         ...(req.signal ? { signal: req.signal } : {}),
         ...(installer ? { onTick: applyDue } : {}),
+        ...(req.kernelCpus ? { onStart: () => instance.pinTo(req.kernelCpus!) } : {}),
       });
       await engine?.stop();
       clearInterval(poller ?? undefined);
@@ -719,6 +763,9 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
     } finally {
       try {
         await engine?.stop();
+        await budget?.stop();
+        if (budget) budgets.push(budget.figures());
+        mainThreadJitMs += installer?.jitCpu.ms ?? 0;
         clearInterval(poller ?? undefined);
         sampler?.finish(); /* (if the run failed) its control block is about to go */
         await detach?.();
@@ -802,6 +849,20 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
     },
     report: r,
     rejit: { ...rejitSummary(lastInstaller, applied, restarts), ...(lastEngine ? pgoReport(lastEngine) : {}) },
+    scheduler: schedulerStats({
+      server: server && server0 ? serverSince(server0, server.stats()) : null,
+      idleFraction: m.seconds > 0 ? Math.min(1, Number(m.idleNs) / 1e9 / m.seconds) : null,
+      mainThreadJitMs,
+      budget: budgets.length
+        ? {
+            bytesMax: Math.max(...budgets.map((b) => b.bytesMax)),
+            usedBytesMax: Math.max(...budgets.map((b) => b.usedBytesMax)),
+            revocations: budgets.reduce((n, b) => n + b.revocations, 0),
+            evictionMsMax: budgets.some((b) => b.evictionMsMax !== null) ? Math.max(...budgets.map((b) => b.evictionMsMax ?? 0)) : null,
+          }
+        : null,
+    }),
+    ...(lastBudget ? { budget: lastBudget.report() } : {}),
     ...(profile ? { profile } : {}),
     ...(p.offlinePgo ? { offline_pgo: p.offlinePgo } : {}),
     ...(req.jitdump ? { jitdump: jitdumpReport() } : {}),

@@ -24,6 +24,8 @@ export interface CodeRegionStats {
   liveObjects: number;
   objectsEver: number;
   failedAllocations: number;
+  /** Objects whose link failed because an allocation was refused (over the limit, or the region full). */
+  objectsRefused: number;
 }
 
 function readCodememIR(): Buffer {
@@ -104,7 +106,7 @@ export class CodeRegion {
   }
 
   stats(): CodeRegionStats {
-    const out = new BigUint64Array(8);
+    const out = new BigUint64Array(9);
     koffi.call(this.fns.kjit_codemem_stats!, koffi.proto('void (_Out_ uint64_t *out)'), out);
     const n = (i: number) => Number(out[i]);
     return {
@@ -115,10 +117,16 @@ export class CodeRegion {
       liveObjects: n(4),
       objectsEver: n(5),
       failedAllocations: n(6),
+      objectsRefused: n(8),
     };
   }
 
-  /** Limit the bytes objects may hold (the memory grant, later). */
+  /**
+   * Limit the bytes objects may hold (whole pages; at most the region):
+   * the code share of the JIT's memory grant (src/scheduler/budget.ts).
+   * Objects already linked keep their memory; an object that needs more
+   * than the limit leaves fails to link, cleanly (ir/runtime/codemem.c).
+   */
   setLimit(bytes: number): void {
     koffi.call(this.fns.kjit_codemem_set_limit!, koffi.proto('void (uint64_t)'), bytes);
   }

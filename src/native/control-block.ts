@@ -18,6 +18,7 @@ export const CB_FIELDS = [
   'grace_request', 'grace_done', 'grace_checks', 'grace_busy', 'grace_n', 'grace_lo', 'grace_hi', 'patch_traps',
   'poke_request', 'poke_done', 'poke_result', 'poke_n', 'poke_site', 'poke_alias', 'poke_old', 'poke_new',
   'shadow_live', 'shadow_full', 'shadow_free_request', 'shadow_free_done', 'shadow_free_lo', 'shadow_free_hi',
+  'grant_request', 'grant_ask', 'grant_done', 'grant_bytes', 'grant_seq', 'grant_revocations', 'grant_revoked_ns', 'grant_free_bytes', 'grant_checks',
   'fault_count', 'fault_signo', 'fault_code', 'fault_addr', 'fault_pc', 'msg', 'ntasks', 'qs',
   'hw_cpu_features', 'hw_ndevices', 'hw_devices', 'arena_bytes', 'log_head', 'log',
   'sample_hz', 'sample_cap', 'sample_clock', 'sample_armed_hz', 'sample_armed_ns', 'sample_disarmed_ns', 'sample_error', 'sample_cost_ns',

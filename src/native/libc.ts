@@ -190,6 +190,7 @@ const sched = {
   sched_setaffinity: libc.func('int sched_setaffinity(int pid, size_t cpusetsize, const uint8_t *mask)'),
   sched_getaffinity: libc.func('int sched_getaffinity(int pid, size_t cpusetsize, _Out_ uint8_t *mask)'),
   prlimit: libc.func('int prlimit(int pid, int resource, const kjit_rlimit *new_limit, _Out_ kjit_rlimit *old_limit)'),
+  pthread_setaffinity_np: libc.func('int pthread_setaffinity_np(uint64_t thread, size_t cpusetsize, const uint8_t *mask)'),
 };
 
 /** Scheduling policies (linux/sched.h). */
@@ -238,6 +239,21 @@ export function setAffinity(tid: number, cpus: readonly number[]): void {
     mask[c >> 3]! |= 1 << (c & 7);
   }
   if ((sched.sched_setaffinity(tid, CPU_SET_BYTES, mask) as number) !== 0) throw new NativeError(`sched_setaffinity(${tid}, [${cpus.join(',')}])`, koffi.errno());
+}
+
+/** Restrict the thread `thread` (a pthread_t: the kernel thread) to `cpus` (threads it creates later inherit them). */
+export function setPthreadAffinity(thread: bigint, cpus: readonly number[]): void {
+  const rc = sched.pthread_setaffinity_np(thread, CPU_SET_BYTES, cpuMask(cpus)) as number;
+  if (rc !== 0) throw new NativeError(`pthread_setaffinity_np([${cpus.join(',')}])`, rc);
+}
+
+function cpuMask(cpus: readonly number[]): Uint8Array {
+  const mask = new Uint8Array(CPU_SET_BYTES);
+  for (const c of cpus) {
+    if (!Number.isInteger(c) || c < 0 || c >= CPU_SET_BYTES * 8) throw new RangeError(`no CPU ${c}`);
+    mask[c >> 3]! |= 1 << (c & 7);
+  }
+  return mask;
 }
 
 export function affinityOf(tid: number): number[] {

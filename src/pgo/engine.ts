@@ -26,6 +26,7 @@ import { decodeCounts, functionAt, instrumentationWindow } from '../sampler/inst
 import type { SamplingRun } from '../sampler/sampler.js';
 import { functionIrHashes } from '../store/ir-hash.js';
 import type { StoreSession } from '../store/session.js';
+import type { SpendGate } from '../scheduler/budget.js';
 import { type AbParams, DEFAULT_AB, interleave, type Verdict } from './abtest.js';
 import { despecialize } from './despecialize.js';
 import { readTier, tierId, tierKey, writeTier } from './tier-cache.js';
@@ -52,6 +53,9 @@ export const PGO_PARAMS = {
 };
 
 export type RejitMode = 'normal' | 'safe' | 'dry-run';
+
+/** Code a per-function version or window may link, asked of the memory budget (bytes; measured: one to three pages). */
+const PER_FUNCTION_CODE_BYTES = 16 << 10;
 
 export interface TimelinePoint {
   t_s: number;
@@ -127,6 +131,10 @@ export interface EngineOptions {
   /** Seconds into the run (the timeline's clock). */
   nowS: () => number;
   log?: (line: string) => void;
+  /** The memory budget the kernel granted (src/scheduler/budget.ts): asked before every build; none: no limit. */
+  budget?: SpendGate;
+  /** --batch: awaited before each regression check, so no compile overlaps its measured intervals (CompileServer.drain). */
+  beforeCheck?: () => Promise<void>;
 }
 
 export interface PgoSummary {
@@ -392,6 +400,7 @@ export class PgoEngine {
   private async tierStep(): Promise<boolean> {
     const now = this.o.nowS();
     const t = this.history.tier;
+    this.noticeEviction();
     const counted = [...this.history.functions.values()].filter((h) => h.counts && h.counts.ir_hash === this.hashes.get(h.counts.function)).length;
     const d = decideTier(
       {
@@ -412,11 +421,11 @@ export class PgoEngine {
     }
     if (this.o.mode() !== 'normal') return true;
     if (d.kind === 'count') {
-      await this.tierWindow();
+      if (this.affordable('[tier]', this.tierCodeBytes())) await this.tierWindow();
       return false;
     }
     if (d.kind === 'build') {
-      await this.tierBuild(d.fold);
+      if (this.affordable('[tier]', this.tierCodeBytes())) await this.tierBuild(d.fold);
       return true;
     }
     return d.reason !== 'starting';
@@ -459,6 +468,11 @@ export class PgoEngine {
       for (const v of previous) if (v) v.pinned = false;
     }
     const ops = this.instance.cb.getNumber('ops_done') - ops0;
+    /* the memory budget evicted the window's code meanwhile: its counters are gone with it */
+    if (versions.some((v) => v.state === 'freed')) {
+      this.event('the window over the image was cut short: the kernel took its memory back');
+      return;
+    }
     const got: FunctionCounts[] = [];
     for (const v of versions) {
       if (!v.data?.counts) continue;
@@ -498,6 +512,7 @@ export class PgoEngine {
         );
       }
     } catch (e) {
+      if (this.overBudget('[tier]', e)) return; /* not the tier's fault: tried again when the budget allows */
       t.failures++;
       t.failedAtS = this.o.nowS();
       this.event(`the tier did not build: ${(e as Error).message.split('\n')[0]}`);
@@ -510,6 +525,7 @@ export class PgoEngine {
       for (const v of built.versions) this.installer.discard(v);
       return;
     }
+    await this.o.beforeCheck?.();
     const verdict = await interleave(this.instance, this.installer, built.versions, this.o.ab ?? DEFAULT_AB);
     const now = this.o.nowS();
     this.history.verdicts.push({ ...verdict, at_s: now, functions: ['[tier]'] });
@@ -551,12 +567,14 @@ export class PgoEngine {
     const got: FunctionCounts[] = [];
     await Promise.all(
       fns.map(async (fn) => {
+        if (!this.affordable(fn, PER_FUNCTION_CODE_BYTES)) return;
         try {
           const w = await instrumentationWindow(this.instance, this.installer, fn, { ms: PGO_PARAMS.windowMs, irHash: this.hashes.get(fn) ?? '' });
           this.windows++;
           this.history.setCounts(w.counts, this.o.nowS());
           if (w.counts.entry > 0) got.push(w.counts);
         } catch (e) {
+          if (this.overBudget(fn, e)) return;
           this.setback(fn, 'failures', `instrumentation failed: ${(e as Error).message}`);
         }
       }),
@@ -583,6 +601,7 @@ export class PgoEngine {
       if (this.stopped) break;
       const h = this.history.fn(d.function);
       if (!h.counts) continue;
+      if (!this.affordable(d.function, PER_FUNCTION_CODE_BYTES)) continue;
       const t0 = performance.now();
       try {
         const v = await this.installer.compile(d.function, 'optimized', { profile: { counts: h.counts, summary }, specialize: d.fold ?? {}, pipeline });
@@ -593,6 +612,7 @@ export class PgoEngine {
         this.store?.logCompile({ function: d.function, version: v.id, tier: 'optimized', reason: d.reason, compile_ms: ms, code_bytes: v.size, outcome: 'installed', at_s: this.o.nowS() });
         fresh.push({ d, v, countsId: h.countsId });
       } catch (e) {
+        if (this.overBudget(d.function, e)) continue;
         this.history.failures++;
         this.setback(d.function, 'failures', `compile failed: ${(e as Error).message}`);
         this.store?.logCompile({ function: d.function, tier: 'optimized', reason: d.reason, outcome: 'failed', why: (e as Error).message, at_s: this.o.nowS() });
@@ -602,6 +622,7 @@ export class PgoEngine {
       for (const f of fresh) this.installer.discard(f.v);
       return;
     }
+    await this.o.beforeCheck?.();
     const verdict = await interleave(this.instance, this.installer, fresh.map((f) => f.v), this.o.ab ?? DEFAULT_AB);
     const names = fresh.map((f) => f.d.function);
     this.history.verdicts.push({ ...verdict, at_s: this.o.nowS(), functions: names });
@@ -641,6 +662,50 @@ export class PgoEngine {
     const fns = folded.map(([name]) => name);
     this.event(`de-specialized ${fns.length} function(s) before a write of ${variable}: ${fns.join(', ')}`);
     return fns;
+  }
+
+  /* ---- the memory budget (issue 8; src/scheduler/budget.ts) ------------------------ */
+
+  /** Code a tier may link (bytes): at most what boot's whole image linked. */
+  private tierCodeBytes(): number {
+    return this.p.compiled.report.objectBytes;
+  }
+
+  /** May `what` be built now?  If not it is skipped ('over-budget', logged once per spell) and tried again in a later round. */
+  private affordable(what: string, codeBytes: number): boolean {
+    if (!this.o.budget || this.o.budget.canSpend(codeBytes)) {
+      this.overBudgetNow.delete(what);
+      return true;
+    }
+    this.skipOverBudget(what, { code_bytes: codeBytes });
+    return false;
+  }
+
+  /** Did a build or window of `what` fail because of the budget (refused link, cancelled by a revocation)?  Then it is no setback. */
+  private overBudget(what: string, e: unknown): boolean {
+    if (!this.o.budget?.overBudget(e)) return false;
+    this.skipOverBudget(what, {});
+    this.log(`pgo: ${what}: over the memory budget: ${(e as Error).message.split('\n')[0]}`);
+    return true;
+  }
+
+  private readonly overBudgetNow = new Set<string>();
+
+  private skipOverBudget(what: string, numbers: Record<string, number>): void {
+    if (this.overBudgetNow.has(what)) return;
+    this.overBudgetNow.add(what);
+    const at_s = this.o.nowS();
+    this.history.decisions.push({ kind: what === '[tier]' ? ('tier-build' as Decision['kind']) : 'leave', function: what, reason: 'over-budget', numbers, at_s });
+    this.store?.logDecision({ kind: what === '[tier]' ? 'tier-build' : 'leave', function: what === '[tier]' ? null : what, reason: 'over-budget', numbers, at_s });
+  }
+
+  /** The budget evicted the tier (its versions are back to boot code): it is no longer live, and is built again when allowed. */
+  private noticeEviction(): void {
+    const t = this.history.tier;
+    if (t.live && !t.live.versions.some((v) => v.state === 'live')) {
+      t.live = null;
+      this.event('the tier was evicted (the kernel took memory back): boot code again');
+    }
   }
 
   summary(): PgoSummary {

@@ -25,6 +25,7 @@ import { objectSymbols, type ResourceTracker } from '../native/llvm.js';
 import { CodeRegion } from '../native/codemem.js';
 import { type EntryChange, Redirector } from './redirect.js';
 import { type CompileServer, compileServer } from '../scheduler/compile-server.js';
+import { JitCpuMeter } from '../scheduler/stats.js';
 import type { BuiltImageUnit, ImageUnitRequest } from './image-unit.js';
 import type { UnitRequest } from './unit.js';
 import { CodeMap, type CodeVersion, type VersionKind } from './versions.js';
@@ -62,6 +63,10 @@ export class Installer {
   private readonly server: CompileServer;
   private nextId = 1;
   private readonly stats = { installs: 0, reverts: 0, failures: 0 };
+  /** Versions evicted (evict()): never made live again. */
+  private readonly evicted = new Set<CodeVersion>();
+  /** Main-thread CPU of linking (the JIT's CPU besides the compile server's). */
+  readonly jitCpu = new JitCpuMeter();
 
   constructor(
     private readonly instance: KernelInstance,
@@ -123,8 +128,10 @@ export class Installer {
       const jit = this.instance.jit;
       const tracker = jit.createResourceTracker();
       try {
-        jit.addObject(unit.object, tracker);
-        const address = jit.lookup(unit.symbol);
+        const address = this.jitCpu.run(() => {
+          jit.addObject(unit.object, tracker);
+          return jit.lookup(unit.symbol);
+        });
         const size = objectSymbols(unit.object).find((s) => s.name === unit.symbol)?.size ?? 0;
         const version: CodeVersion = {
           id,
@@ -196,6 +203,7 @@ export class Installer {
     if (twice) throw new Error(`a transition names ${twice} twice`);
     for (const v of activate) {
       if (v.state !== 'compiled' && v.state !== 'retired') throw new Error(`version ${v.id} of ${v.fn} is ${v.state}, not installable`);
+      if (this.evicted.has(v)) throw new Error(`version ${v.id} of ${v.fn} was evicted (the memory budget was revoked), not installable`);
     }
     const changes: EntryChange[] = [];
     const replaced: CodeVersion[] = [];
@@ -284,9 +292,60 @@ export class Installer {
       }
     }
     for (const t of this.tiers) {
-      if (t.tracker && t.versions.every((v) => v.state === 'retired' && !v.pinned)) out.push({ versions: t.versions, lo: t.lo, hi: t.hi });
+      /* (some versions of an evicted tier were freed without ever going live) */
+      const done = (v: CodeVersion) => v.state === 'freed' || v.state === 'failed';
+      if (t.tracker && t.versions.every((v) => (v.state === 'retired' || done(v)) && !v.pinned) && !t.versions.every(done)) {
+        out.push({ versions: t.versions.filter((v) => !done(v)), lo: t.lo, hi: t.hi });
+      }
     }
     return out;
+  }
+
+  /**
+   * The code objects linked for versions and not freed yet, each a tier
+   * (all its versions: one object) or one version, with an estimate of
+   * its pages.  Patches are not in it: the user asked for them, and
+   * nothing evicts them.
+   */
+  resident(): { versions: CodeVersion[]; tier: number | null; bytes: number }[] {
+    const out: { versions: CodeVersion[]; tier: number | null; bytes: number }[] = [];
+    const page = (n: number) => Math.ceil(n / 4096) * 4096;
+    for (const versions of this.byFunction.values()) {
+      for (const v of versions) {
+        /* its code, and the page of data or constants most versions have */
+        if (v.tracker && v.state !== 'freed' && v.kind !== 'patched') out.push({ versions: [v], tier: null, bytes: page(v.size) + 4096 });
+      }
+    }
+    for (const t of this.tiers) {
+      if (t.tracker) out.push({ versions: t.versions.filter((v) => v.state !== 'freed' && v.state !== 'failed'), tier: t.id, bytes: page(Number(t.hi - t.lo)) + 4096 });
+    }
+    return out;
+  }
+
+  /**
+   * Evict versions (the kernel took memory back): each function goes back
+   * to its own (boot) code, and the versions can never be made live again,
+   * so a transition that names one fails (an instrumentation window or a
+   * regression check under way ends with an error and leaves boot code).
+   * Compiled versions that never went live are freed at once, the others
+   * after a grace period (freeRetired); pins are dropped, since what was
+   * pinned to go live again never will.  Resolves with the versions freed.
+   */
+  async evict(versions: readonly CodeVersion[], timeoutMs = 1000): Promise<number> {
+    for (const v of versions) {
+      this.evicted.add(v);
+      v.pinned = false;
+    }
+    const live = [...new Set(versions.filter((v) => v.state === 'live').map((v) => v.fn))];
+    if (live.length) await this.commit([], live);
+    let n = 0;
+    for (const v of versions) {
+      if (v.state === 'compiled') {
+        this.free(v);
+        n++;
+      }
+    }
+    return n + (await this.freeRetired(timeoutMs));
   }
 
   private free(v: CodeVersion): void {
@@ -310,6 +369,7 @@ export class Installer {
       v.state = 'freed';
       v.times.freedMs = performance.now();
     }
+    this.evicted.delete(v);
     for (const hook of this.freeHooks) hook();
   }
 
@@ -341,11 +401,11 @@ export class Installer {
       const jit = this.instance.jit;
       const tracker = jit.createResourceTracker();
       try {
-        jit.addObject(unit.object, tracker);
+        this.jitCpu.run(() => jit.addObject(unit.object, tracker));
         const sizes = new Map(objectSymbols(unit.object).map((s) => [s.name, s.size]));
         this.instance.codeLinked(unit.object);
         const versions: CodeVersion[] = unit.versions.map((u) => {
-          const address = jit.lookup(u.symbol);
+          const address = this.jitCpu.run(() => jit.lookup(u.symbol));
           const v: CodeVersion = {
             id,
             fn: u.fn,

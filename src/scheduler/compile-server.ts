@@ -72,11 +72,14 @@ export class CompileServerError extends Error {
   readonly death: DeathCause | null;
   /** The unit is blacklisted: it will not be built again. */
   readonly blacklisted: boolean;
-  constructor(message: string, death: DeathCause | null = null, blacklisted = false) {
+  /** The job was cancelled before it was answered (cancel(): a revocation of the memory budget). */
+  readonly cancelled: boolean;
+  constructor(message: string, death: DeathCause | null = null, blacklisted = false, cancelled = false) {
     super(message);
     this.name = 'CompileServerError';
     this.death = death;
     this.blacklisted = blacklisted;
+    this.cancelled = cancelled;
   }
 }
 
@@ -121,10 +124,12 @@ export interface CompileServerStats {
   restarts: number;
   deaths: Record<DeathCause, number>;
   limitRestarts: number;
-  /** Units built, and jobs that failed (an error, a death after the retries, a refusal). */
+  /** Units built, and jobs that failed (an error, a death after the retries, a refusal, a cancel). */
   built: number;
   failed: number;
   retried: number;
+  /** Jobs cancelled before they were answered (cancel()). */
+  cancelled: number;
   blacklisted: BlacklistEntry[];
   /** CPU ms of every server process so far (the running one read now). */
   cpuMs: number;
@@ -184,6 +189,8 @@ interface ServerProcess {
   stderr: string;
   /** Why kjit is ending it (null: it is not). */
   ending: 'closed' | 'recycled' | 'restart' | null;
+  /* its CPU is in closedCpuMs already */
+  counted?: boolean;
   served: number;
 }
 
@@ -217,7 +224,7 @@ export class CompileServer {
   private liftProblem: string | null = null;
   private closedCpuMs = 0;
   private peakRssBytes = 0;
-  private readonly counts = { starts: 0, restarts: 0, limitRestarts: 0, built: 0, failed: 0, retried: 0 };
+  private readonly counts = { starts: 0, restarts: 0, limitRestarts: 0, built: 0, failed: 0, retried: 0, cancelled: 0 };
   private readonly deaths: Record<DeathCause, number> = { memory: 0, 'llvm-fatal': 0, crash: 0, killed: 0 };
 
   constructor(
@@ -281,6 +288,48 @@ export class CompileServer {
   /** A tier of many functions (src/rejit/image-unit.ts): one job like a unit. */
   buildImage(req: ImageUnitRequest): Promise<BuiltImageUnit> {
     return this.build({ fn: `[tier ${req.id}]`, kind: 'optimized', id: req.id, image: req }) as unknown as Promise<BuiltImageUnit>;
+  }
+
+  /**
+   * Cancel every job not answered yet (a revocation of the memory budget
+   * cancels queued compiles): each is rejected with a CompileServerError
+   * whose `cancelled` is set, and nobody is blamed (no retry, no
+   * blacklist).  A server that had any of them is killed (as for a lowered
+   * limit: its memory is back at once, and the compile under way does not
+   * run on); the next job starts a new one.  Returns how many.
+   */
+  cancel(why: string): number {
+    const gone = [...this.jobs.values()];
+    if (gone.length === 0) return 0;
+    for (const job of gone) {
+      this.jobs.delete(job.id);
+      this.counts.failed++;
+      this.counts.cancelled++;
+      job.reject(new CompileServerError(`${job.fn}: the compile was cancelled: ${why}`, null, false, true));
+    }
+    /* a last step: no work, so the bucket drops the server back to SCHED_IDLE */
+    this.stopBucket();
+    if (this.jobs.size === 0) this.stepBucket();
+    const proc = this.proc;
+    if (proc && gone.some((j) => j.proc === proc)) {
+      this.counts.limitRestarts++;
+      this.stop(proc, 'restart');
+    }
+    for (const resolve of this.drains.splice(0)) resolve();
+    return gone.length;
+  }
+
+  /**
+   * Stop the server process now if it has no job out: its memory is back
+   * at once (a revocation took the compiler's share); the next job starts
+   * a new one.  Counted as a kill for a lowered limit.  True if one was stopped.
+   */
+  release(): boolean {
+    const proc = this.proc;
+    if (!proc || this.jobs.size > 0) return false;
+    this.counts.limitRestarts++;
+    this.stop(proc, 'restart');
+    return true;
   }
 
   /** Resolves once no job is out (--batch: the caller compiles between its measured intervals). */
@@ -411,6 +460,9 @@ export class CompileServer {
   private stop(proc: ServerProcess, why: 'closed' | 'recycled' | 'restart'): void {
     proc.ending = why;
     proc.cpuMs = Math.max(proc.cpuMs, processCpuMs(proc.pid) ?? 0);
+    /* its CPU counts from now on (not only once 'exit' comes): cpuMs() no longer sees it */
+    this.closedCpuMs += proc.cpuMs;
+    proc.counted = true;
     if (this.proc === proc) this.proc = null;
     proc.child.kill(why === 'restart' ? 'SIGKILL' : 'SIGTERM');
   }
@@ -475,7 +527,7 @@ export class CompileServer {
 
   private exited(proc: ServerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.proc === proc) this.proc = null;
-    this.closedCpuMs += proc.cpuMs;
+    if (!proc.counted) this.closedCpuMs += proc.cpuMs;
     const mine = [...this.jobs.values()].filter((j) => j.proc === proc).sort((a, b) => a.id - b.id);
     const why = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const words = lastWords(proc.stderr);

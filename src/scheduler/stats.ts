@@ -4,9 +4,9 @@
  * queue and what the rest of the run measured; and a meter for the JIT's
  * CPU on the main thread (linking and installing).
  *
- * Until the memory budget exists, its fields are null (budget_bytes_max,
- * budget_used_bytes_max, eviction_ms_max) or 0 (revocations); until the
- * kernel's idle loop reports, idle_fraction is null.
+ * Without a memory budget (modes other than pgo, or --budget off) its
+ * fields are null (budget_bytes_max, budget_used_bytes_max,
+ * eviction_ms_max) and 0 (revocations).
  */
 import { callingThreadCpuNs } from '../native/libc.js';
 import type { CompileServer, CompileServerStats } from './compile-server.js';
@@ -58,12 +58,35 @@ export function schedulerStats(s: SchedulerSources): SchedulerStats {
     idle_fraction: s.idleFraction ?? null,
     jit_cpu_ms: round((server?.cpuMs ?? 0) + (s.mainThreadJitMs ?? 0)),
     jobs_done: queue ? queue.done : (server?.built ?? 0),
-    jobs_dropped: queue ? queue.dropped : 0,
+    jobs_dropped: queue ? queue.dropped : (server?.cancelled ?? 0),
     server_restarts: server?.restarts ?? 0,
     budget_bytes_max: s.budget?.bytesMax ?? null,
     budget_used_bytes_max: s.budget?.usedBytesMax ?? null,
     revocations: s.budget?.revocations ?? 0,
     eviction_ms_max: s.budget?.evictionMsMax ?? null,
+  };
+}
+
+/**
+ * The compile server's figures since `before` (the server outlives runs:
+ * a run reports its own share): counters and CPU as differences, the rest
+ * as they are now.
+ */
+export function serverSince(before: CompileServerStats, now: CompileServerStats): CompileServerStats {
+  const d = (k: 'starts' | 'restarts' | 'limitRestarts' | 'built' | 'failed' | 'retried' | 'cancelled' | 'cpuMs' | 'lifts' | 'liftedMs') => Math.max(0, now[k] - before[k]);
+  return {
+    ...now,
+    starts: d('starts'),
+    restarts: d('restarts'),
+    limitRestarts: d('limitRestarts'),
+    built: d('built'),
+    failed: d('failed'),
+    retried: d('retried'),
+    cancelled: d('cancelled'),
+    cpuMs: d('cpuMs'),
+    lifts: d('lifts'),
+    liftedMs: d('liftedMs'),
+    deaths: Object.fromEntries(Object.entries(now.deaths).map(([k, n]) => [k, Math.max(0, n - before.deaths[k as keyof typeof now.deaths])])) as CompileServerStats['deaths'],
   };
 }
 

@@ -22,6 +22,11 @@ static inline void free_page(void *p) { free_pages(p, 0); }
 u64 mm_free_pages(void);
 u64 mm_total_pages(void);
 
+/* Memory pressure on demand (vm.pressure_mb): take or give back blocks
+ * toward the sysctl's value.  Called at the allocator's pressure checks
+ * (mm/grant.c).  Returns the bytes held. */
+u64 mm_pressure_step(void);
+
 struct kmem_cache;
 struct kmem_cache *kmem_cache_create(const char *name, size_t size, size_t align);
 void *kmem_cache_alloc(struct kmem_cache *c);

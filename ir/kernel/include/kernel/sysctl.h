@@ -49,7 +49,10 @@
   X(fs_protected_symlinks, "fs.protected_symlinks", 1, 0, 1, 0,                                 \
     "refuse to follow symlinks in sticky world-writable directories owned by others")           \
   X(fs_dcache_enable, "fs.dcache", 1, 0, 1, 0, "use the dentry cache hash for path walks")      \
-  X(vm_zero_pages, "vm.zero_pages", 0, 0, 1, 0, "zero pages when they are allocated")
+  X(vm_zero_pages, "vm.zero_pages", 0, 0, 1, 0, "zero pages when they are allocated")           \
+  X(vm_pressure_mb, "vm.pressure_mb", 0, 0, 4096, 0,                                             \
+    "MiB a memory-hungry phase holds, taken and given back in 4 MiB blocks at the allocator's "  \
+    "pressure checks (mm/pressure.c): puts the page allocator under pressure on demand")
 
 #define KERNEL_SYSCTL_DECLARE(c, name, def, min, max, flags, desc) extern s64 sysctl_##c;
 KERNEL_SYSCTLS(KERNEL_SYSCTL_DECLARE)
