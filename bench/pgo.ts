@@ -15,6 +15,10 @@
  * workload's runs together.  `phases` also reports, per phase change, the
  * dip (lowest window after it, relative to the window before) and the time
  * to recover to 95% of the window before.
+ *
+ * With `image` (`--image FILE --init SYM --entry SYM`) it measures a foreign
+ * image instead of the reference kernel: by default `stock`, `boot` and
+ * `pgo` cold (offline-pgo rebuilds the reference kernel's sources only).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +27,7 @@ import { join } from 'node:path';
 import { median, quantile, sampleWithReplacement } from 'simple-statistics';
 
 import { KjitError } from '../src/errors.js';
-import { REFERENCE } from '../src/kernel/image.js';
+import { type ImageSpec, REFERENCE } from '../src/kernel/image.js';
 import { ABLATIONS, MODES, modeByName } from '../src/kernel/modes.js';
 import { type ExecuteRequest, execute, type PreparedBoot, prepareBoot, type RunResult } from '../src/kernel/run.js';
 import { peakOf, type TimelinePoint } from '../src/pgo/engine.js';
@@ -33,11 +37,13 @@ import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { geomean, ratioOfMedians, spread } from './stats.js';
 
-/** The flags of `kjit bench boot`. */
-export type BenchPgoOptions = BenchBootOptions;
+/** The flags of `kjit bench boot`, and a foreign image to measure instead of the reference kernel. */
+export type BenchPgoOptions = BenchBootOptions & { image?: ImageSpec };
 
 /** The bench's rows: modes, plus pgo split into cold and warm. */
 export const PGO_BENCH_MODES = ['stock', 'boot', 'pgo-cold', 'pgo-warm', 'offline-pgo', ...ABLATIONS] as const;
+/** The default rows for a foreign image. */
+export const PGO_BENCH_FOREIGN_MODES = ['stock', 'boot', 'pgo-cold'] as const;
 /** Operations per phase for `phases`: a 60 s run crosses several. */
 const PHASE_OPS = 2_000_000n;
 
@@ -113,7 +119,8 @@ function geomeanRatio(byWorkload: { num: number[]; den: number[] }[], resamples 
 export async function benchPgo(o: BenchPgoOptions): Promise<number> {
   if (!(o.runs >= 1 && Number.isInteger(o.runs))) throw new KjitError(`--runs ${o.runs} is not a run count`, 'pass an integer >= 1 (5 or more for a report)');
   if (!(o.seconds >= 3)) throw new KjitError(`--seconds ${o.seconds} is too short for a peak`, 'pass at least 3 (60 for time to peak)');
-  const modes = [...(o.modes ?? PGO_BENCH_MODES)];
+  const image = o.image ?? REFERENCE;
+  const modes = [...(o.modes ?? (o.image ? PGO_BENCH_FOREIGN_MODES : PGO_BENCH_MODES))];
   if (!modes.includes('stock')) modes.unshift('stock');
   for (const m of modes) if (m !== 'pgo-cold' && m !== 'pgo-warm') modeByName(m);
   /* on a terminal: what runs now, how far along, the time left (total set once the workloads are known) */
@@ -127,23 +134,24 @@ export async function benchPgo(o: BenchPgoOptions): Promise<number> {
   try {
     for (const m of new Set(modes.filter((x) => !perWorkload(x)).map(compiledMode))) {
       const t0 = performance.now();
-      prepared.set(m, await prepareBoot({ image: REFERENCE, mode: m, nic: 'virtq', sysctls: [] }));
+      prepared.set(m, await prepareBoot({ image, mode: m, nic: 'virtq', sysctls: [] }));
       log(`bench pgo: compiled ${m} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     const any = prepared.get('stock')!;
     const workloads = o.workloads ?? any.image.tables.workloads;
     for (const w of workloads) if (!any.image.tables.workloads.includes(w)) throw new KjitError(`unknown workload '${w}'`, `use some of: ${any.image.tables.workloads.join(', ')}`);
     for (const m of modes.filter(perWorkload)) {
-      for (const w of workloads) prepared.set(`${m}\u0000${w}`, await prepareBoot({ image: REFERENCE, mode: m, nic: 'virtq', sysctls: [], workload: w, ...argFor(w) }));
+      for (const w of workloads) prepared.set(`${m}\u0000${w}`, await prepareBoot({ image, mode: m, nic: 'virtq', sysctls: [], workload: w, ...argFor(w) }));
     }
     const preparedFor = (m: string, w: string) => prepared.get(perWorkload(m) ? `${m}\u0000${w}` : compiledMode(m))!;
     const base = { rate: 0, concurrency: 4, seed: 1n, counting: false };
     const store = (w: string) => join(dir, `${w}.db`);
 
-    /* the checksum every mode must give for a fixed operation count */
+    /* the checksum every mode must give for a fixed operation count (a foreign image's operations may be slow) */
+    const checkOps = o.image ? 5_000n : 200_000n;
     const reference = new Map<string, string>();
-    for (const w of workloads) reference.set(w, (await execute(any, { ...base, ...argFor(w), workload: w, ops: 200_000n })).checksum);
-    const checksumOk = async (m: string, w: string) => (await execute(preparedFor(m, w), { ...base, ...argFor(w), workload: w, ops: 200_000n })).checksum === reference.get(w);
+    for (const w of workloads) reference.set(w, (await execute(any, { ...base, ...argFor(w), workload: w, ops: checkOps })).checksum);
+    const checksumOk = async (m: string, w: string) => (await execute(preparedFor(m, w), { ...base, ...argFor(w), workload: w, ops: checkOps })).checksum === reference.get(w);
 
     const runOnce = async (m: string, w: string, extra: Partial<ExecuteRequest> = {}): Promise<RunSample> => {
       const points: { t: number; ops: number }[] = [];
@@ -190,14 +198,14 @@ export async function benchPgo(o: BenchPgoOptions): Promise<number> {
       }
     }
     progress.start('checksums of every mode');
-    /* checksums, after the timed runs: static modes at 200,000 operations; the
+    /* checksums, after the timed runs: static modes at checkOps operations; the
      * pgo modes over as many operations as a timed run of boot completed, so
      * their tier is live for most of them, against boot over the same count */
     const checksums: Record<string, Record<string, boolean>> = {};
     for (const w of workloads) {
       checksums[w] = {};
       const bootRuns = samples.get(key(w, 'boot'))?.map((x) => x.opsPerSec);
-      const long = BigInt(Math.round(((bootRuns ? median(bootRuns) : 200_000) * o.seconds) / 10_000) * 10_000);
+      const long = BigInt(Math.max(10_000, Math.round(((bootRuns ? median(bootRuns) : 200_000) * o.seconds) / 10_000) * 10_000));
       let longRef: string | null = null;
       for (const m of modes) {
         if (!m.startsWith('pgo-')) {
@@ -246,21 +254,28 @@ export async function benchPgo(o: BenchPgoOptions): Promise<number> {
     const phases = workloads.includes('phases')
       ? Object.fromEntries(modes.map((m) => [m, samples.get(key('phases', m))!.map((s) => phaseDips(s.timeline, Number(PHASE_OPS)))]))
       : null;
+    const vsBoot = modes.includes('boot')
+      ? Object.fromEntries(
+          modes.filter((m) => m.startsWith('pgo-')).map((m) => [m.slice(4), geomeanRatio(workloads.map((w) => ({ num: peaksOf(w, m), den: peaksOf(w, 'boot') })))]),
+        )
+      : null;
     const report = {
       format: 1,
       env: machineEnv(),
       suite: 'pgo',
+      ...(o.image ? { image: { path: o.image.path, init: o.image.init, entry: o.image.entry } } : {}),
       runs: o.runs,
       seconds: o.seconds,
       rows,
       geomean_ratio_vs_stock: geo,
       geomean_ratio_pgo_vs_offline_pgo: vsOffline,
+      geomean_ratio_pgo_vs_boot: vsBoot,
       checksums_agree: Object.values(checksums).every((byMode) => Object.values(byMode).every(Boolean)),
       checksums,
       ...(phases ? { phases } : {}),
     };
     emitReport(report, o, () => {
-      const lines = [`pgo: ${o.runs} alternated runs of ${o.seconds} s per workload and mode; peak = median of the last third's 1 s windows`];
+      const lines = [`pgo${o.image ? ` (${o.image.path})` : ''}: ${o.runs} alternated runs of ${o.seconds} s per workload and mode; peak = median of the last third's 1 s windows`];
       for (const r of rows) {
         lines.push(
           `  ${r.workload.padEnd(9)} ${r.mode.padEnd(12)} peak ${Math.round(r.peak_ops_per_sec_median).toString().padStart(8)} ops/s  x${r.ratio_vs_stock.toFixed(3)} [${r.ratio_ci95[0].toFixed(3)}, ${r.ratio_ci95[1].toFixed(3)}]` +
@@ -269,6 +284,7 @@ export async function benchPgo(o: BenchPgoOptions): Promise<number> {
         );
       }
       lines.push(`geomean vs stock: ${Object.entries(geo).map(([m, g]) => `${m} ${g.ratio.toFixed(3)} [${g.ci95[0].toFixed(3)}, ${g.ci95[1].toFixed(3)}]`).join(', ')}`);
+      if (vsBoot) lines.push(`pgo vs boot: ${Object.entries(vsBoot).map(([k, g]) => `${k} ${g.ratio.toFixed(3)} [${g.ci95[0].toFixed(3)}, ${g.ci95[1].toFixed(3)}]`).join(', ')}`);
       if (vsOffline) lines.push(`pgo vs offline-pgo: ${Object.entries(vsOffline).map(([k, g]) => `${k} ${g.ratio.toFixed(3)} [${g.ci95[0].toFixed(3)}, ${g.ci95[1].toFixed(3)}]`).join(', ')}`);
       lines.push(`checksums: ${report.checksums_agree ? 'identical in every mode' : 'DIFFER'}`, '');
       return lines.join('\n');

@@ -5,7 +5,9 @@
 #     report test opens kjit report's HTML in it, through playwright-core);
 #   - npm packages from package-lock.json;
 #   - TypeScript -> dist/ (incremental);
-#   - the IR of the kjit runtime and of the reference kernel -> build/ir/.
+#   - the IR of the kjit runtime and of the reference kernel -> build/ir/;
+#   - the foreign image measured on (tree-sitter, from its npm packages'
+#     C sources and ir/foreign/) -> build/ir/tree-sitter.bc.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -32,3 +34,4 @@ fi
 
 npx tsc -p tsconfig.json
 node dist/src/kernel/build-ir.js
+node dist/src/kernel/build-foreign.js
