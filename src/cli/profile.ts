@@ -19,9 +19,10 @@ import { type BootRow, type MergeOptions, ProfileStore } from '../store/store.js
 
 type Options = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
 
-const bad = (problem: string, fix: string) => new KjitError(problem, fix, ExitCode.BAD_INPUT);
+export const bad = (problem: string, fix: string) => new KjitError(problem, fix, ExitCode.BAD_INPUT);
 
-function parse(argv: string[], options: Options, usage: string): { values: Record<string, unknown>; positionals: string[] } {
+/** The store commands' arguments: --db and --json for all, then `options`. */
+export function parse(argv: string[], options: Options, usage: string): { values: Record<string, unknown>; positionals: string[] } {
   try {
     const r = parseArgs({ args: argv, options: { db: { type: 'string' }, json: { type: 'boolean', default: false }, ...options }, allowPositionals: true, strict: true });
     return { values: r.values as Record<string, unknown>, positionals: r.positionals };
@@ -30,7 +31,8 @@ function parse(argv: string[], options: Options, usage: string): { values: Recor
   }
 }
 
-function dbPath(v: Record<string, unknown>): string {
+/** --db, or the default store (KJIT_PROFILE_DB off: an error). */
+export function dbPath(v: Record<string, unknown>): string {
   const path = (v.db as string | undefined) ?? defaultProfileDb();
   if (path === null) throw bad('no profile store: KJIT_PROFILE_DB is off', 'pass --db PATH');
   return path;

@@ -7,30 +7,16 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 
-import { ExitCode, KjitError } from '../errors.js';
+import { ExitCode } from '../errors.js';
 import { type BenchEntry, functionReport, reportData, summaryOf } from '../report/data.js';
 import { renderReport } from '../report/html.js';
-import { defaultProfileDb } from '../store/params.js';
 import { ProfileStore } from '../store/store.js';
+import { bad, dbPath, parse } from './profile.js';
 
-type Options = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>;
-
-const bad = (problem: string, fix: string) => new KjitError(problem, fix, ExitCode.BAD_INPUT);
-
-function parse(argv: string[], options: Options, usage: string) {
-  try {
-    const r = parseArgs({ args: argv, options: { db: { type: 'string' }, json: { type: 'boolean', default: false }, ...options }, allowPositionals: true, strict: true });
-    return { values: r.values as Record<string, unknown>, positionals: r.positionals };
-  } catch (e) {
-    throw bad((e as Error).message.replace(/\. To specify.*$/s, ''), `write ${usage}`);
-  }
-}
-
-function dbPath(v: Record<string, unknown>): string {
-  const path = (v.db as string | undefined) ?? defaultProfileDb();
-  if (path === null) throw bad('no profile store: KJIT_PROFILE_DB is off', 'pass --db PATH');
+/** --db (or the default store), which must exist: a report never creates one. */
+function existingDb(v: Record<string, unknown>): string {
+  const path = dbPath(v);
   if (!existsSync(path)) throw bad(`no profile store at ${path}`, 'pass --db PATH of a store kjit run --profile-db wrote');
   return path;
 }
@@ -68,7 +54,7 @@ export function cmdReport(argv: string[]): number {
   const bench = ((v.bench as string[] | undefined) ?? []).map(readBench);
   const save = v['save-bench'] === true;
   if (save && !bench.length) throw bad('--save-bench without --bench', 'pass the reports to keep: --bench FILE.json --save-bench');
-  using store = ProfileStore.open(dbPath(v), save ? {} : { readonly: true });
+  using store = ProfileStore.open(existingDb(v), save ? {} : { readonly: true });
   if (save) for (const b of bench) store.saveBench(b.raw);
   /* saved ones come back from the store: list the files only when they were not saved */
   const data = reportData(store, bootIds(v), save ? [] : bench.map(({ raw: _raw, ...b }) => b));
@@ -91,7 +77,7 @@ export function cmdExplain(argv: string[]): number {
   const fn = positionals[0]!;
   const ids = bootIds(v);
   if (ids.length > 1) throw bad('kjit explain takes one --boot', `write ${EXPLAIN_USAGE}`);
-  using store = ProfileStore.open(dbPath(v), { readonly: true });
+  using store = ProfileStore.open(existingDb(v), { readonly: true });
   const db = store.db;
   /* the boot: the one asked for, else the latest that decided on or compiled it, else the latest */
   const latestWith = db

@@ -19,18 +19,14 @@
  *
  * Run as a script it rebuilds what is stale (a stamp of the inputs' content).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { KjitError } from '../errors.js';
-import { Context, Module } from '../native/llvm.js';
 import { BUILD_IR, IR_SRC, ROOT } from '../paths.js';
-import { tagUnit } from './units.js';
-
-const CLANG = 'clang-19';
+import { linkImage, pool, runToStdout } from './build-ir.js';
 
 export const TREE_SITTER_IMAGE = join(BUILD_IR, 'tree-sitter.bc');
 /** The contract's entry points of the tree-sitter image. */
@@ -185,60 +181,8 @@ function inputsC(): Inputs {
   return { text: lines.join('\n'), texts: texts.length, bytes };
 }
 
-function compile(src: Source): Promise<Buffer> {
-  const args = [...src.flags, '-o', '-', src.file];
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLANG, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const chunks: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => chunks.push(d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (e) =>
-      reject(new KjitError(`cannot run ${CLANG}: ${e.message}`, 'install LLVM 19 with `npm run setup`', 1, { cause: e })),
-    );
-    child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(chunks));
-      else reject(new KjitError(`${CLANG} failed on ${src.file}:\n${stderr.trim()}`, 'fix the compile error above', 1));
-    });
-  });
-}
-
-async function pool<T, R>(items: readonly T[], width: number, job: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await job(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
-  return results;
-}
-
-function link(files: readonly { unit: string; bitcode: Buffer }[], out: string, name: string): void {
-  const ctx = Context.create();
-  try {
-    let image: Module | undefined;
-    for (const f of files) {
-      const m = Module.parseBitcode(ctx, f.bitcode, f.unit);
-      tagUnit(m, f.unit);
-      if (!image) {
-        image = m;
-        image.name = name;
-        image.sourceFileName = name;
-      } else {
-        image.link(m); /* consumes m */
-      }
-    }
-    if (!image) throw new Error(`no input files for ${out}`);
-    const problem = image.verify();
-    if (problem) throw new KjitError(`the built image ${name} fails verification: ${problem}`, 'fix the sources', 1);
-    image.writeBitcode(out);
-    image.dispose();
-  } finally {
-    ctx.dispose();
-  }
+async function compile(src: Source): Promise<Buffer> {
+  return (await runToStdout([...src.flags, '-o', '-', src.file])).stdout;
 }
 
 /** Compile and link the tree-sitter image. */
@@ -250,7 +194,7 @@ export async function buildTreeSitterImage(out = TREE_SITTER_IMAGE): Promise<Omi
   writeFileSync(inputsFile, inputs.text);
   const srcs = sources(inputsFile);
   const bitcode = await pool(srcs, 2, compile);
-  link(srcs.map((s, i) => ({ unit: s.unit, bitcode: bitcode[i]! })), out, 'kjit-foreign-tree-sitter');
+  linkImage(srcs.map((s, i) => ({ unit: s.unit, bitcode: bitcode[i]! })), out, '', 'kjit-foreign-tree-sitter');
   return { texts: inputs.texts, bytes: inputs.bytes };
 }
 

@@ -63,7 +63,7 @@ function run(cmd: string, args: string[]): Promise<{ stdout: string; stderr: str
 }
 
 /** Run async jobs at most `width` at a time (the machine has two cores). */
-async function pool<T, R>(items: readonly T[], width: number, job: (item: T) => Promise<R>): Promise<R[]> {
+export async function pool<T, R>(items: readonly T[], width: number, job: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
@@ -86,7 +86,7 @@ async function compileC(file: string, flags: readonly string[], defines: readonl
   return { unit: relative(IR_SRC, file), bitcode: stdout };
 }
 
-function runToStdout(args: string[]): Promise<{ stdout: Buffer }> {
+export function runToStdout(args: string[]): Promise<{ stdout: Buffer }> {
   return new Promise((resolve, reject) => {
     const child = spawn(CLANG, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
@@ -114,7 +114,7 @@ async function assemblyText(): Promise<string> {
 }
 
 /** Link per-file bitcode into one tagged module and write it. */
-function linkImage(files: readonly CompiledFile[], out: string, asm: string, name: string): void {
+export function linkImage(files: readonly CompiledFile[], out: string, asm: string, name: string): void {
   const ctx = Context.create();
   try {
     let image: Module | undefined;

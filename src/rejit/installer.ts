@@ -56,6 +56,9 @@ export interface InstallerStats {
   pokes: { kernel: number; host: number };
 }
 
+/** The end of a version's code (at least one byte: a range for the grace check). */
+const endOf = (v: CodeVersion): bigint => v.address + BigInt(Math.max(1, v.size));
+
 export class Installer {
   readonly codeMap = new CodeMap();
   private readonly byFunction = new Map<string, CodeVersion[]>();
@@ -126,12 +129,8 @@ export class Installer {
       });
       phase = 'link';
       const jit = this.instance.jit;
-      const tracker = jit.createResourceTracker();
-      try {
-        const address = this.jitCpu.run(() => {
-          jit.addObject(unit.object, tracker);
-          return jit.lookup(unit.symbol);
-        });
+      return this.underTracker(unit.object, (tracker) => {
+        const address = this.jitCpu.run(() => jit.lookup(unit.symbol));
         const size = objectSymbols(unit.object).find((s) => s.name === unit.symbol)?.size ?? 0;
         const version: CodeVersion = {
           id,
@@ -156,11 +155,7 @@ export class Installer {
         this.codeMap.add(version);
         this.instance.codeLinked(unit.object); /* profilers (jitdump) learn of its code */
         return version;
-      } catch (e) {
-        tracker.remove();
-        tracker.dispose();
-        throw e;
-      }
+      });
     } catch (e) {
       this.stats.failures++;
       throw new InstallError(fn, phase, e);
@@ -237,12 +232,23 @@ export class Installer {
    * The caller frees it (tracker.remove) once no version that uses it can run.
    */
   linkData(object: Uint8Array, symbols: readonly string[]): ResourceTracker {
+    return this.underTracker(object, (tracker) => {
+      for (const name of symbols) this.instance.jit.lookup(name);
+      return tracker;
+    });
+  }
+
+  /**
+   * Add `object` to the JIT under a resource tracker of its own and run
+   * `then` with it; if anything fails, the object's code and data go again.
+   * Linking counts as the main thread's JIT CPU.
+   */
+  private underTracker<T>(object: Uint8Array, then: (tracker: ResourceTracker) => T): T {
     const jit = this.instance.jit;
     const tracker = jit.createResourceTracker();
     try {
-      jit.addObject(object, tracker);
-      for (const name of symbols) jit.lookup(name);
-      return tracker;
+      this.jitCpu.run(() => jit.addObject(object, tracker));
+      return then(tracker);
     } catch (e) {
       tracker.remove();
       tracker.dispose();
@@ -288,7 +294,7 @@ export class Installer {
     const out: { versions: CodeVersion[]; lo: bigint; hi: bigint }[] = [];
     for (const versions of this.byFunction.values()) {
       for (const v of versions) {
-        if (v.state === 'retired' && v.tracker && !v.pinned) out.push({ versions: [v], lo: v.address, hi: v.address + BigInt(Math.max(1, v.size)) });
+        if (v.state === 'retired' && v.tracker && !v.pinned) out.push({ versions: [v], lo: v.address, hi: endOf(v) });
       }
     }
     for (const t of this.tiers) {
@@ -395,23 +401,18 @@ export class Installer {
 
   /** Phase link for a tier built here or read back from the tier cache (src/pgo/tier-cache.ts). */
   linkTier(id: number, unit: BuiltImageUnit, instrumented = false): CodeVersion[] {
-    const req = { instrument: instrumented };
-    const phase: InstallPhase = 'link';
     try {
       const jit = this.instance.jit;
-      const tracker = jit.createResourceTracker();
-      try {
-        this.jitCpu.run(() => jit.addObject(unit.object, tracker));
+      return this.underTracker(unit.object, (tracker) => {
         const sizes = new Map(objectSymbols(unit.object).map((s) => [s.name, s.size]));
         this.instance.codeLinked(unit.object);
         const versions: CodeVersion[] = unit.versions.map((u) => {
-          const address = this.jitCpu.run(() => jit.lookup(u.symbol));
           const v: CodeVersion = {
             id,
             fn: u.fn,
-            kind: req.instrument ? 'instrumented' : u.specialized ? 'specialized' : 'optimized',
+            kind: instrumented ? 'instrumented' : u.specialized ? 'specialized' : 'optimized',
             symbol: u.symbol,
-            address,
+            address: this.jitCpu.run(() => jit.lookup(u.symbol)),
             size: sizes.get(u.symbol) ?? 0,
             inlines: [],
             state: 'compiled',
@@ -427,17 +428,13 @@ export class Installer {
           return v;
         });
         const lo = versions.reduce((m, v) => (v.address < m ? v.address : m), versions[0]!.address);
-        const hi = versions.reduce((m, v) => (v.address + BigInt(Math.max(1, v.size)) > m ? v.address + BigInt(Math.max(1, v.size)) : m), 0n);
+        const hi = versions.reduce((m, v) => (endOf(v) > m ? endOf(v) : m), 0n);
         this.tiers.push({ id, tracker, versions, lo, hi });
         return versions;
-      } catch (e) {
-        tracker.remove();
-        tracker.dispose();
-        throw e;
-      }
+      });
     } catch (e) {
       this.stats.failures++;
-      throw new InstallError(`[tier ${id}]`, phase, e);
+      throw new InstallError(`[tier ${id}]`, 'link', e);
     }
   }
 
@@ -500,7 +497,7 @@ export class Installer {
       const chunk = versions.slice(i, i + lo.length);
       chunk.forEach((v, k) => {
         lo[k] = v.address;
-        hi[k] = v.address + BigInt(Math.max(1, v.size));
+        hi[k] = endOf(v);
       });
       cb.set('grace_n', chunk.length);
       const { answered } = await this.instance.request('grace', timeoutMs);
