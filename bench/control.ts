@@ -20,6 +20,7 @@ import type { StatusReport } from '../src/control/service.js';
 import { ExitCode, KjitError } from '../src/errors.js';
 import type { RunResult } from '../src/kernel/run.js';
 import { ROOT } from '../src/paths.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { ratioOfMedians, spread } from './stats.js';
 
@@ -32,7 +33,6 @@ export interface BenchControlOptions {
 }
 
 const POLL_HZ = 10;
-const log = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface RunOutcome {
@@ -94,12 +94,19 @@ async function serveOnce(o: BenchControlOptions, runtime: string, polled: boolea
 
 export async function benchControl(o: BenchControlOptions): Promise<number> {
   if (!(o.runs >= 1 && Number.isInteger(o.runs))) throw new KjitError(`--runs ${o.runs} is not a run count`, 'pass an integer >= 1 (5 or more for a report)');
+  /* on a terminal: what runs now, how far along, the time left (in seconds of serve runs, two a round) */
+  const progress = new ProgressLine('bench control', o.runs * 2 * o.seconds, process.stderr.isTTY === true && !o.json);
+  const log = (s: string) => progress.log(s);
   const runtime = mkdtempSync(join(tmpdir(), 'kjit-bench-control-'));
   try {
     const quiet: RunOutcome[] = [];
     const polled: RunOutcome[] = [];
     for (let r = 0; r < o.runs; r++) {
-      for (const p of r % 2 ? [true, false] : [false, true]) (p ? polled : quiet).push(await serveOnce(o, runtime, p));
+      for (const p of r % 2 ? [true, false] : [false, true]) {
+        progress.start(`round ${r + 1}/${o.runs}: kjit serve ${p ? `polled at ${POLL_HZ} Hz` : 'without a client'}`);
+        (p ? polled : quiet).push(await serveOnce(o, runtime, p));
+        progress.step(o.seconds);
+      }
       log(`bench control: round ${r + 1}/${o.runs}`);
     }
     const tput = (xs: RunOutcome[]) => xs.map((x) => x.result.ops_per_sec);
@@ -131,6 +138,7 @@ export async function benchControl(o: BenchControlOptions): Promise<number> {
         server_core_share_percent: statusN ? (statusMs / statusN) * POLL_HZ / 10 : null,
       },
     };
+    progress.finish();
     emitReport(report, o, () => {
       const t = report.throughput;
       const s = report.status_requests;
@@ -143,6 +151,7 @@ export async function benchControl(o: BenchControlOptions): Promise<number> {
     });
     return ExitCode.OK;
   } finally {
+    progress.finish();
     rmSync(runtime, { recursive: true, force: true });
   }
 }

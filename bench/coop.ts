@@ -32,6 +32,7 @@ import { type ExecuteRequest, execute, type LiveRun, type PreparedBoot, prepareB
 import { affinityOf, setAffinity, writeU64 } from '../src/native/libc.js';
 import { compileServer } from '../src/scheduler/compile-server.js';
 import type { RevocationRecord } from '../src/scheduler/budget.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { ratioOfMedians, spread } from './stats.js';
 
@@ -80,8 +81,12 @@ interface LoadRun {
 }
 
 export async function benchCoop(o: BenchCoopOptions): Promise<number> {
+  /* on a terminal: what runs now, how far along, the time left (in seconds of runs: (a), (b) twice, (c)) */
+  const bSeconds = Math.max(o.seconds, 30);
+  const cSeconds = 15 + o.revocations * 15;
+  const progress = new ProgressLine('bench coop', o.runs * 2 * o.seconds + 2 * bSeconds + cSeconds, process.stderr.isTTY === true && !o.json);
   const log = (s: string) => {
-    if (!o.json) process.stderr.write(`${s}\n`);
+    if (!o.json) progress.log(s);
   };
   const boot = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [], patchable: true });
   let pgo: PreparedBoot | null = null;
@@ -139,7 +144,9 @@ export async function benchCoop(o: BenchCoopOptions): Promise<number> {
     const without: LoadRun[] = [];
     for (let i = 0; i < o.runs; i++) {
       for (const compiling of i % 2 === 0 ? [false, true] : [true, false]) {
+        progress.start(`(a) full load, run ${i + 1}/${o.runs}: ${compiling ? 'compile server busy' : 'no JIT'}`);
         const run = await load(compiling, { ...base, seconds: o.seconds });
+        progress.step(o.seconds);
         (compiling ? withJit : without).push(run);
         log(`coop (a) run ${i + 1}/${o.runs} ${compiling ? 'compiling' : 'no JIT   '}: ${Math.round(run.opsPerSec)} ops/s, kernel ${run.cpuNsPerOp.toFixed(0)} CPU ns/op and ${(run.kernelShare * 100).toFixed(1)}% of the core, server CPU ${run.jitCpuMs.toFixed(0)} ms (${((run.jitCpuMs / (o.seconds * 1000)) * 100).toFixed(2)}% of the core), ${run.jobs} units built, ${run.lifts} lifts`);
       }
@@ -149,11 +156,13 @@ export async function benchCoop(o: BenchCoopOptions): Promise<number> {
 
     /* ---- (b) 70% load: a batch of jobs, in idle time? -------------------------------------------- */
     const rate = Math.round(0.7 * saturation);
-    const bSeconds = Math.max(o.seconds, 30);
     /* the same load without jobs: what the kernel's latency and idle time are without the JIT */
+    progress.start(`(b) 70% load (${rate} ops/s), no jobs`);
     await warmServer();
     const quiet = await execute(boot, { ...base, rate, seconds: bSeconds });
+    progress.step(bSeconds);
     log(`coop (b) 70% load (${rate} ops/s), no jobs: ${Math.round(quiet.ops_per_sec)} ops/s, idle ${(quiet.idle_fraction * 100).toFixed(1)}%, p99 ${quiet.latency_us.p99} us`);
+    progress.start(`(b) 70% load (${rate} ops/s), a batch of jobs queued`);
     await warmServer();
     const s0 = server.stats();
     const queued: { job: string; doneAtS: number | null; ms: number; ok: boolean; error?: string }[] = [];
@@ -188,6 +197,7 @@ export async function benchCoop(o: BenchCoopOptions): Promise<number> {
         return () => Promise.all(all).then(() => {});
       },
     });
+    progress.step(bSeconds);
     const s1 = server.stats();
     const allDone = queued.every((q) => q.ok && q.doneAtS !== null && q.doneAtS <= bSeconds);
     const lastS = Math.max(...queued.map((q) => q.doneAtS ?? Infinity));
@@ -197,10 +207,11 @@ export async function benchCoop(o: BenchCoopOptions): Promise<number> {
 
     /* ---- (c) budget revocations ------------------------------------------------------------------- */
     setAffinity(0, mainCpus);
+    progress.start('(c) compiling the pgo mode');
     pgo = await prepareBoot({ image: REFERENCE, mode: 'pgo', nic: 'virtq', sysctls: [] });
     const records: RevocationRecord[] = [];
     const residentBefore: number[] = [];
-    const cSeconds = 15 + o.revocations * 15;
+    progress.start(`(c) budget revocations: pgo mode at ${Math.round(saturation / 2)} ops/s, ${cSeconds} s`);
     let budgetReport: RunResult['budget'];
     const c = await execute(pgo, {
       workload: o.workload,
@@ -216,9 +227,11 @@ export async function benchCoop(o: BenchCoopOptions): Promise<number> {
           const pressure = live.instance.jit.lookup('sysctl_vm_pressure_mb');
           for (let i = 0; i < o.revocations && !stop; i++) {
             /* the JIT holds code (a window, a tier, versions) and its grant */
+            progress.start(`(c) budget revocations: waiting for the JIT to hold code (${i + 1}/${o.revocations})`);
             const t0 = performance.now();
             while (!stop && (budget.shares.grantBytes === 0 || budget.codeBytes() === 0) && performance.now() - t0 < 15_000) await sleep(50);
             if (stop) break;
+            progress.start(`(c) budget revocation ${i + 1}/${o.revocations}: memory pressure on`);
             residentBefore.push(budget.codeBytes());
             const r = budget.report();
             const freeMb = Math.floor(((r.kernel_free_bytes ?? 0) + r.grant_bytes) / 2 ** 20);
@@ -233,6 +246,7 @@ export async function benchCoop(o: BenchCoopOptions): Promise<number> {
             records.push(...got);
             log(`coop (c) revocation ${i + 1}/${o.revocations}: ${got.map((g) => `${(g.from_bytes / 2 ** 20).toFixed(0)} -> ${(g.to_bytes / 2 ** 20).toFixed(0)} MiB, back under in ${g.back_under_ms?.toFixed(1) ?? 'NOT'} ms (seen after ${g.seen_ms.toFixed(1)} ms), ${g.evicted_versions} versions evicted, ${g.cancelled_jobs} compiles cancelled, server ${g.server}`).join('; ') || 'no revocation seen'}`);
             /* the phase is over: the JIT asks again (BUDGET_PARAMS.reaskMs) */
+            progress.start(`(c) budget revocation ${i + 1}/${o.revocations}: waiting for the JIT to ask again`);
             const t2 = performance.now();
             while (!stop && budget.shares.grantBytes === 0 && performance.now() - t2 < 20_000) await sleep(50);
           }
@@ -244,6 +258,8 @@ export async function benchCoop(o: BenchCoopOptions): Promise<number> {
         };
       },
     });
+    progress.step(cSeconds);
+    progress.finish();
     budgetReport = c.budget ?? budgetReport;
     const backUnder = records.map((r) => r.back_under_ms);
     const measured = backUnder.filter((x): x is number => x !== null);
@@ -313,6 +329,7 @@ export async function benchCoop(o: BenchCoopOptions): Promise<number> {
     });
     return 0;
   } finally {
+    progress.finish();
     setAffinity(0, mainCpus);
     boot.dispose();
     pgo?.dispose();

@@ -16,6 +16,7 @@ import { KernelInstance } from '../src/kernel/instance.js';
 import { execute, instanceOptions, latencyFromHistogram, prepareBoot, type PreparedBoot } from '../src/kernel/run.js';
 import { Installer } from '../src/rejit/installer.js';
 import type { CodeVersion } from '../src/rejit/versions.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { bootstrapRatio, ratioOfMedians, spread } from './stats.js';
 
@@ -36,8 +37,6 @@ export interface BenchInstallOptions {
   installGapMs: number;
   out?: string;
 }
-
-const log = (s: string) => process.stderr.write(`${s}\n`);
 
 function quantiles(xs: number[]): { p50: number; p99: number; p999: number; max: number; n: number } {
   const s = [...xs].sort((a, b) => a - b);
@@ -134,6 +133,9 @@ async function windowedRun(p: PreparedBoot, o: BenchInstallOptions, rate: number
 
 export async function benchInstall(o: BenchInstallOptions): Promise<number> {
   if (!(o.runs >= 1)) throw new KjitError(`--runs ${o.runs} is not a run count`, 'pass an integer >= 1');
+  /* on a terminal: what runs now, how far along, the time left (in seconds of runs: five runs of o.seconds a round, and (c): 40 compiles, about 3 s) */
+  const progress = new ProgressLine('bench install', o.runs * 5 * o.seconds + 3, process.stderr.isTTY === true && !o.json);
+  const log = (s: string) => progress.log(s);
   const plain = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [] });
   const patchable = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [], patchable: true });
   try {
@@ -142,7 +144,9 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
     const tput: Record<'plain' | 'patchable', number[]> = { plain: [], patchable: [] };
     for (let r = 0; r < o.runs; r++) {
       for (const k of r % 2 ? (['plain', 'patchable'] as const) : (['patchable', 'plain'] as const)) {
+        progress.start(`baseline round ${r + 1}/${o.runs}: ${k}`);
         const res = await execute(k === 'plain' ? plain : patchable, { workload: o.workload, seconds: o.seconds, rate: 0, concurrency: 4, seed: 1n, counting: false });
+        progress.step(o.seconds);
         tput[k].push(res.ops_per_sec);
       }
       log(`bench install: baseline round ${r + 1}/${o.runs}`);
@@ -162,7 +166,9 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
     let hostPokes = 0;
     for (let r = 0; r < o.runs; r++) {
       for (const installs of r % 2 ? [false, true] : [true, false]) {
+        progress.start(`latency round ${r + 1}/${o.runs}: ${installs ? 'installing' : 'no installs'} at ${rate} ops/s`);
         const res = await latencyRun(patchable, o, rate, installs);
+        progress.step(o.seconds);
         (installs ? busy : quiet).push(res.latency.p999);
         (installs ? busyP99 : quietP99).push(res.latency.p99);
         (installs ? busyHist : quietHist).push(res.histogram);
@@ -180,7 +186,9 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
     const quietWindows: BigUint64Array[] = [];
     const busyWindows: BigUint64Array[] = [];
     for (let r = 0; r < o.runs; r++) {
+      progress.start(`windowed latency round ${r + 1}/${o.runs}: ${windowMs} ms windows`);
       for (const w of await windowedRun(patchable, o, rate, windowMs)) (w.installing ? busyWindows : quietWindows).push(w.histogram);
+      progress.step(o.seconds);
       log(`bench install: windowed latency round ${r + 1}/${o.runs}`);
     }
 
@@ -189,6 +197,7 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
     const instance = KernelInstance.load(patchable.compiled.objects, opts);
     const installer = new Installer(instance, patchable);
     const installMs: number[] = [];
+    progress.start('install latency and grace periods: 40 versions');
     try {
       const versions = await Promise.all(Array.from({ length: 40 }, () => installer.compile(o.fn, 'optimized')));
       instance.start();
@@ -204,6 +213,8 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
     } finally {
       await instance.dispose();
     }
+    progress.step(3);
+    progress.finish();
 
     const report = {
       format: 'kjit-bench-install/2',
@@ -264,6 +275,7 @@ export async function benchInstall(o: BenchInstallOptions): Promise<number> {
     });
     return ExitCode.OK;
   } finally {
+    progress.finish();
     plain.dispose();
     patchable.dispose();
   }

@@ -17,6 +17,7 @@ import { KernelInstance } from '../src/kernel/instance.js';
 import { instanceOptions, prepareBoot } from '../src/kernel/run.js';
 import { Installer } from '../src/rejit/installer.js';
 import { instrumentationWindow } from '../src/sampler/instrument.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { ratioOfMedians, spread } from './stats.js';
 
@@ -51,7 +52,10 @@ interface Row {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchInstrument(o: BenchInstrumentOptions): Promise<number> {
-  const log = (s: string) => process.stderr.write(`${s}\n`);
+  /* on a terminal: what runs now, how far along, the time left (in seconds of intervals: a plain one and a window per round and function) */
+  const intervalS = o.windowMs / 1000;
+  const progress = new ProgressLine('bench instrument', o.functions.length * o.runs * 2 * intervalS, process.stderr.isTTY === true && !o.json);
+  const log = (s: string) => progress.log(s);
   const p = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [], patchable: true });
   try {
     if (!p.image.tables.workloads.includes(o.workload)) {
@@ -82,12 +86,15 @@ export async function benchInstrument(o: BenchInstrumentOptions): Promise<number
         for (let r = 0; r < o.runs; r++) {
           const order = r % 2 === 0 ? ['plain', 'window'] : ['window', 'plain'];
           for (const kind of order) {
+            progress.start(`${fn} ${r + 1}/${o.runs}: ${kind === 'plain' ? 'plain interval' : 'instrumentation window'}`);
             if (kind === 'plain') {
               plain.push(await plainInterval());
+              progress.step(intervalS);
               continue;
             }
             const w = await instrumentationWindow(instance, installer, fn, { ms: o.windowMs });
             await installer.freeRetired();
+            progress.step(intervalS);
             windowed.push((w.counts.window.ops * 1000) / w.counts.window.ms);
             times.compile.push(w.compile_ms);
             times.install.push(w.install_ms);
@@ -120,6 +127,7 @@ export async function benchInstrument(o: BenchInstrumentOptions): Promise<number
     } finally {
       await instance.dispose();
     }
+    progress.finish();
     const report = {
       format: 1,
       env: machineEnv(),
@@ -143,6 +151,7 @@ export async function benchInstrument(o: BenchInstrumentOptions): Promise<number
     );
     return 0;
   } finally {
+    progress.finish();
     p.dispose();
   }
 }

@@ -12,6 +12,7 @@ import { KjitError } from '../src/errors.js';
 import { REFERENCE } from '../src/kernel/image.js';
 import { execute, type PreparedBoot, prepareBoot } from '../src/kernel/run.js';
 import { peakOf } from '../src/pgo/engine.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { loadPolicy, type NamedPolicy } from '../src/pgo/policies.js';
 import { emitReport, machineEnv } from './env.js';
 import { windowsOf } from './pgo.js';
@@ -35,8 +36,10 @@ interface Sample {
 }
 
 export async function benchPolicies(o: BenchPoliciesOptions): Promise<number> {
+  /* on a terminal: what runs now, how far along, the time left (in seconds of runs: stock and every policy, per workload and round) */
+  const progress = new ProgressLine('bench policies', o.runs * o.workloads.length * (1 + o.policies.length) * o.seconds, process.stderr.isTTY === true && !o.json);
   const log = (s: string) => {
-    if (!o.json) process.stderr.write(`${s}\n`);
+    if (!o.json) progress.log(s);
   };
   const policies: NamedPolicy[] = [];
   for (const spec of o.policies) policies.push(await loadPolicy(spec));
@@ -56,6 +59,7 @@ export async function benchPolicies(o: BenchPoliciesOptions): Promise<number> {
         for (const arm of order) {
           const policy = policies.find((p) => p.name === arm);
           const points: { t: number; ops: number }[] = [];
+          progress.start(`round ${round + 1}/${o.runs}: ${w} ${arm === 'stock' ? 'stock' : `pgo, policy ${arm}`}`);
           const r = await execute(arm === 'stock' ? stock : pgo, {
             workload: w,
             rate: 0,
@@ -66,6 +70,7 @@ export async function benchPolicies(o: BenchPoliciesOptions): Promise<number> {
             onProgress: (p) => points.push({ t: p.elapsedS, ops: p.ops }),
             ...(policy ? { policy } : {}),
           });
+          progress.step(o.seconds);
           const { peak, timeTo95 } = peakOf(windowsOf(points));
           const s: Sample = { peak, timeTo95, jitCpuMs: r.scheduler.jit_cpu_ms, compiles: r.rejit.compiles ?? 0, kept: r.rejit.versions_kept ?? 0 };
           samples.set(key(w, arm), [...(samples.get(key(w, arm)) ?? []), s]);
@@ -97,6 +102,7 @@ export async function benchPolicies(o: BenchPoliciesOptions): Promise<number> {
         };
       });
     });
+    progress.finish();
     const report = { format: 1, env: machineEnv(), suite: 'policies', runs: o.runs, seconds: o.seconds, workloads: o.workloads, policies: policies.map((p) => p.name), rows };
     emitReport(report, o, () => {
       const lines = [`policies: ${o.runs} alternated run(s) of ${o.seconds} s per workload and arm (pgo mode, cold); peak = median of the last third's 1 s windows`];
@@ -111,6 +117,7 @@ export async function benchPolicies(o: BenchPoliciesOptions): Promise<number> {
     });
     return 0;
   } finally {
+    progress.finish();
     for (const p of prepared) p.dispose();
   }
 }

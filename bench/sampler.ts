@@ -16,6 +16,7 @@ import { ExitCode, KjitError } from '../src/errors.js';
 import { REFERENCE } from '../src/kernel/image.js';
 import type { SampleClock } from '../src/kernel/instance.js';
 import { execute, prepareBoot } from '../src/kernel/run.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { ratioOfMedians, spread } from './stats.js';
 
@@ -48,7 +49,10 @@ interface Row {
 }
 
 export async function benchSampler(o: BenchSamplerOptions): Promise<number> {
-  const log = (s: string) => process.stderr.write(`${s}\n`);
+  /* on a terminal: what runs now, how far along, the time left (in seconds of runs: the warm-up, then every rate each round) */
+  const warmS = Math.min(1, o.seconds);
+  const progress = new ProgressLine('bench sampler', warmS + o.runs * SAMPLER_BENCH_RATES.length * o.seconds, process.stderr.isTTY === true && !o.json);
+  const log = (s: string) => progress.log(s);
   const p = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [] });
   try {
     if (!p.image.tables.workloads.includes(o.workload)) {
@@ -57,13 +61,17 @@ export async function benchSampler(o: BenchSamplerOptions): Promise<number> {
     const clock: SampleClock = o.clock ?? 'thread';
     const base = { workload: o.workload, rate: 0, concurrency: 4, seed: 1n, counting: false, seconds: o.seconds, sampleMaxShare: null, sampleClock: clock };
     /* one unmeasured run first: code and caches warm for every rate alike */
-    await execute(p, { ...base, seconds: Math.min(1, o.seconds) });
+    progress.start('warm-up run (not measured)');
+    await execute(p, { ...base, seconds: warmS });
+    progress.step(warmS);
     const runs = new Map<number, { ops: number[]; hz: number[]; samples: number[]; dropped: number; cost: number[]; cpu: number[] }>();
     for (const hz of SAMPLER_BENCH_RATES) runs.set(hz, { ops: [], hz: [], samples: [], dropped: 0, cost: [], cpu: [] });
     for (let round = 0; round < o.runs; round++) {
       const order = SAMPLER_BENCH_RATES.map((_, i) => SAMPLER_BENCH_RATES[(i + round) % SAMPLER_BENCH_RATES.length]!);
       for (const hz of order) {
+        progress.start(`round ${round + 1}/${o.runs}: ${hz === 0 ? 'sampling off' : `sampling at ${hz} Hz`}`);
         const r = await execute(p, { ...base, sampleHz: hz });
+        progress.step(o.seconds);
         const s = runs.get(hz)!;
         s.ops.push(r.ops_per_sec);
         s.cpu.push(r.cpu_ns_per_op);
@@ -111,9 +119,11 @@ export async function benchSampler(o: BenchSamplerOptions): Promise<number> {
       rows,
       overhead_at_1khz: rows.find((r) => r.hz === 997)!.overhead,
     };
+    progress.finish();
     emitReport(report, o, () => formatTable(rows, o));
     return ExitCode.OK;
   } finally {
+    progress.finish();
     p.dispose();
   }
 }

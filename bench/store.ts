@@ -32,6 +32,7 @@ import { ProfileBuilder } from '../src/sampler/profile.js';
 import { STORE_PARAMS } from '../src/store/params.js';
 import { aggregatesOf } from '../src/store/session.js';
 import { type BootInfo, type ProfileAggregates, ProfileStore } from '../src/store/store.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 import { seededRandom, type Spread, spread } from './stats.js';
 
@@ -45,6 +46,9 @@ export interface BenchStoreOptions {
 export const BOOT_60S = { samples: 60_000, functions: 150, edges: 350, chains: 400, chainFrames: 6.5, countedFunctions: 30, compileLog: 20, decisions: 50 };
 
 const FLUSH = { samples: 100_000, functions: 2_000, calleesPerFunction: 5 };
+
+/** The progress line's weights, in simulated boots (what each takes about as long as, measured). */
+const WEIGHT = { profiles: 18, flushRound: 1.5 };
 
 function bootInfo(imageFunctions: number, workload: string): BootInfo {
   const names = Array.from({ length: imageFunctions }, (_, i) => `fn_${i}`);
@@ -137,12 +141,17 @@ function fileBytes(store: ProfileStore, path: string): number {
 }
 
 export async function benchStore(o: BenchStoreOptions): Promise<number> {
-  const log = (s: string) => process.stderr.write(`${s}\n`);
+  /* on a terminal: what runs now, how far along, the time left; in simulated boots (the size part's 200), a
+   * flush round and building the synthetic profiles weighed as the boots they take about as long as */
+  const progress = new ProgressLine('bench store', WEIGHT.profiles + (o.runs + 1) * WEIGHT.flushRound + 200, process.stderr.isTTY === true && !o.json);
+  const log = (s: string) => progress.log(s);
   const dir = mkdtempSync(join(tmpdir(), 'kjit-bench-store-'));
   try {
     /* ---- flush ---- */
+    progress.start(`flush: synthetic profiles of ${FLUSH.samples} samples`);
     const profile = syntheticProfile(FLUSH.samples, FLUSH.functions, FLUSH.calleesPerFunction, 0x6b6a);
     const grown = syntheticProfile(FLUSH.samples * 1.1, FLUSH.functions, FLUSH.calleesPerFunction, 0x6b6a);
+    progress.step(WEIGHT.profiles);
     const flushDb = join(dir, 'flush.db');
     const store = ProfileStore.open(flushDb);
     const extract: number[] = [];
@@ -151,6 +160,7 @@ export async function benchStore(o: BenchStoreOptions): Promise<number> {
     let agg: ProfileAggregates | null = null;
     /* one unmeasured round: statements prepared, pages cached */
     for (let r = -1; r < o.runs; r++) {
+      progress.start(r < 0 ? 'flush: unmeasured round' : `flush ${r + 1}/${o.runs}`);
       const id = store.recordBoot(bootInfo(FLUSH.functions, 'flush'));
       let t = performance.now();
       agg = aggregatesOf(profile);
@@ -163,6 +173,7 @@ export async function benchStore(o: BenchStoreOptions): Promise<number> {
       store.flushProfile(id, more);
       const ta = performance.now() - t;
       store.endBoot(id, { status: 'ended' }, Infinity);
+      progress.step(WEIGHT.flushRound);
       if (r < 0) continue;
       extract.push(te);
       first.push(tf);
@@ -190,20 +201,27 @@ export async function benchStore(o: BenchStoreOptions): Promise<number> {
     const sizeDb = join(dir, 'size.db');
     const sized = ProfileStore.open(sizeDb);
     const empty = fileBytes(sized, sizeDb);
-    simulateBoot(sized, random, 'web');
+    /* one boot simulated, a step of progress */
+    const simulate = (s: ProfileStore, workload: string, what: string) => {
+      progress.start(what);
+      simulateBoot(s, random, workload);
+      progress.step(1);
+    };
+    simulate(sized, 'web', 'size: boot 1/100 (one key)');
     const afterOne = fileBytes(sized, sizeDb);
-    for (let b = 1; b < 10; b++) simulateBoot(sized, random, 'web');
+    for (let b = 1; b < 10; b++) simulate(sized, 'web', `size: boot ${b + 1}/100 (one key)`);
     const afterTen = fileBytes(sized, sizeDb);
     const perBoot = (afterTen - afterOne) / 9;
     const base = afterOne - perBoot;
-    for (let b = 10; b < 100; b++) simulateBoot(sized, random, 'web');
+    for (let b = 10; b < 100; b++) simulate(sized, 'web', `size: boot ${b + 1}/100 (one key)`);
     const hundredOneKey = fileBytes(sized, sizeDb);
     sized.close();
     const allDb = join(dir, 'all.db');
     const all = ProfileStore.open(allDb);
-    for (let b = 0; b < 100; b++) simulateBoot(all, random, `w${b % 5}`); /* 5 workloads x 20 boots: all kept */
+    for (let b = 0; b < 100; b++) simulate(all, `w${b % 5}`, `size: boot ${b + 1}/100 (5 workloads, all kept)`); /* 5 workloads x 20 boots: all kept */
     const hundredAll = fileBytes(all, allDb);
     all.close();
+    progress.finish();
     const MB = 1024 * 1024;
     const size = {
       boot: BOOT_60S,
@@ -223,6 +241,7 @@ export async function benchStore(o: BenchStoreOptions): Promise<number> {
     emitReport(report, o, () => readable(flush, size));
     return ExitCode.OK;
   } finally {
+    progress.finish();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -29,6 +29,7 @@ import { trimHeap } from '../src/native/libc.js';
 import { Installer } from '../src/rejit/installer.js';
 import { type PatchSpec, patchSet } from '../src/rejit/patch.js';
 import { ROOT } from '../src/paths.js';
+import { ProgressLine } from '../src/cli/progress.js';
 import { emitReport, machineEnv } from './env.js';
 
 export interface BenchStressOptions {
@@ -72,11 +73,16 @@ const signed = (mb: number) => `${mb >= 0 ? '+' : ''}${mb.toFixed(1)}`;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function benchStress(o: BenchStressOptions): Promise<number> {
-  const log = (s: string) => process.stderr.write(`${s}\n`);
+  /* on a terminal: what runs now, how far along, the time left; in operations of the workload (the undisturbed
+   * run's and the stressed run's, and those the warm-up instance ran meanwhile, added once known) */
+  const progress = new ProgressLine('bench stress', 2 * Number(o.ops), process.stderr.isTTY === true && !o.json);
+  const log = (s: string) => progress.log(s);
   const p = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [], patchable: true });
   try {
     const run = { workload: 'web', rate: 0, concurrency: 4, seed: 9n, counting: false, ops: o.ops };
+    progress.start(`undisturbed run: ${o.ops} operations of web`);
     const undisturbed = await execute(p, run);
+    progress.step(Number(o.ops));
     log(`bench stress: undisturbed run ${undisturbed.checksum} (${undisturbed.ops} ops in ${undisturbed.seconds.toFixed(1)} s)`);
 
     /* One round: fresh versions of each function (old ones retire, wait for
@@ -114,9 +120,15 @@ export async function benchStress(o: BenchStressOptions): Promise<number> {
       const installer = new Installer(warm, p);
       warm.start();
       while (warm.cb.get('ops_done') < 1000n) await sleep(1);
-      for (let i = 0; i < warmRounds; i++) await round(warm, installer);
+      for (let i = 0; i < warmRounds; i++) {
+        progress.start(`warm-up round ${i + 1}/${warmRounds} on a short-lived instance`);
+        await round(warm, installer);
+      }
       warm.requestStop();
       await warm.join();
+      const warmOps = warm.cb.getNumber('ops_done');
+      progress.total += warmOps;
+      progress.step(warmOps);
       await installer.freeRetired();
       await warm.dispose();
       Object.assign(counts, { operations: 0, patchCycles: 0, compiled: 0, freed: 0 });
@@ -131,10 +143,17 @@ export async function benchStress(o: BenchStressOptions): Promise<number> {
     try {
       instance.start();
       while (instance.cb.get('ops_done') < 1000n) await sleep(1);
+      /* the operations the stressed run has done so far are its progress */
+      let opsSeen = 0;
       for (let n = 1; running(instance); n++) {
+        progress.start(`stressed run: ${counts.operations} installs+reverts, ${counts.patchCycles} patch/revert cycles so far`);
         await round(instance, installer);
+        const opsNow = Math.min(instance.cb.getNumber('ops_done'), Number(o.ops));
+        progress.step(opsNow - opsSeen);
+        opsSeen = opsNow;
         if (n % 10 === 0) log(`bench stress: ${counts.operations} installs+reverts, ${counts.patchCycles} patch/revert cycles, ${counts.compiled} versions compiled, ${counts.freed} freed`);
       }
+      progress.start('stressed run: joining the kernel, freeing the last versions');
       await instance.join();
       instance.checkHealthy('under stress');
       checksum = `0x${instance.cb.get('checksum').toString(16).padStart(16, '0')}`;
@@ -145,6 +164,7 @@ export async function benchStress(o: BenchStressOptions): Promise<number> {
     const installerTotals = installer.summary();
     const seconds = (performance.now() - t0) / 1000;
     const after = memory();
+    progress.finish();
     /* what kjit keeps: native memory (everything resident but V8's heap) and live JavaScript objects */
     const growth = after.rss - after.v8Resident + after.v8Live - (before.rss - before.v8Resident + before.v8Live);
     const report = {
@@ -194,6 +214,7 @@ export async function benchStress(o: BenchStressOptions): Promise<number> {
     }
     return report.passed ? ExitCode.OK : ExitCode.FAILURE;
   } finally {
+    progress.finish();
     p.dispose();
   }
 }

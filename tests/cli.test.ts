@@ -173,3 +173,64 @@ describe('bad input', () => {
     expectCleanError(r, 3, /faulted while running the workload: SIGSEGV at address 0x10, pc 0x[0-9a-f]+ \(entry\+0x[0-9a-f]+\)/);
   });
 });
+
+describe('help', () => {
+  it('kjit COMMAND --help lists every option the command parses, with its default', () => {
+    /* In one process: every parseArgs call is recorded (node:util patched before the CLI loads), each command is
+     * run with an unknown flag (so it stops in its parser), and its help is printed. The commands, bench suites and
+     * profile subcommands come from the CLI's own answers to an unknown name. */
+    const probe = `
+      import util from 'node:util';
+      import { syncBuiltinESMExports } from 'node:module';
+      const parseArgs = util.parseArgs;
+      let seen = null;
+      util.parseArgs = (config) => { seen = Object.keys(config.options ?? {}); return parseArgs(config); };
+      syncBuiltinESMExports();
+      const { main } = await import(${JSON.stringify(new URL('../dist/src/cli/main.js', import.meta.url).href)});
+      const write = { out: process.stdout.write, err: process.stderr.write };
+      async function call(args) {
+        let out = '';
+        let err = '';
+        seen = null;
+        process.stdout.write = (s) => ((out += s), true);
+        process.stderr.write = (s) => ((err += s), true);
+        try {
+          await main(args);
+        } finally {
+          process.stdout.write = write.out;
+          process.stderr.write = write.err;
+        }
+        return { out, err, options: seen };
+      }
+      const names = (text, re) => re.exec(text)[1].split(/, | or /).map((s) => s.trim()).filter(Boolean);
+      const commands = names((await call(['no-such-command'])).err, /fix: use (.*)$/m).filter((c) => c !== 'help' && c !== 'demo');
+      const cases = [];
+      for (const c of commands) {
+        const subs = c === 'bench' ? names((await call(['bench', 'no-such-suite'])).err, /use one of: ([^(]*)/)
+          : c === 'profile' ? names((await call(['profile', 'no-such-command'])).err, /use kjit profile (.*)$/m) : [null];
+        for (const sub of subs) {
+          const args = sub === null ? [c] : [c, sub];
+          const { options } = await call([...args, '--no-such-flag-for-the-help-test']);
+          cases.push({ args, options, help: (await call([...args, '--help'])).out });
+        }
+      }
+      process.stdout.write(JSON.stringify(cases));
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.stderr).toBe('');
+    const cases = JSON.parse(r.stdout) as { args: string[]; options: string[] | null; help: string }[];
+    /* flags a parser knows but the command refuses or ignores, and flags parsed by hand */
+    const notListed: Record<string, string[]> = { serve: ['patch', 'no-count'] };
+    const byHand: Record<string, string[]> = { 'bench pgo': ['image', 'init', 'entry'] };
+    expect(cases.map((c) => c.args.join(' '))).toEqual(expect.arrayContaining(['run', 'serve', 'top', 'bench boot', 'bench store', 'bench coop', 'profile merge', 'report']));
+    for (const c of cases) {
+      const name = c.args.join(' ');
+      const rows = c.help.split('\n').filter((l) => /^ {2}--[a-z]/.test(l));
+      const listed = rows.map((l) => /^ {2}--([a-z0-9-]+)/.exec(l)![1]);
+      const parsed = [...(c.options ?? []), ...(byHand[name] ?? [])].filter((o) => !(notListed[name] ?? []).includes(o));
+      expect(c.options, `${name}: reached no parser`).not.toBeNull();
+      expect(listed, `kjit ${name} --help`).toEqual(expect.arrayContaining(parsed));
+      for (const row of rows) expect(row, `kjit ${name} --help: a flag without its default`).toContain('[default: ');
+    }
+  });
+});

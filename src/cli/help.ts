@@ -25,8 +25,10 @@ const pid: Flag = { flag: 'PID', def: 'the only instance running', what: 'the kj
 const out: Flag = { flag: '--out FILE', def: 'none', what: 'also write the JSON report to FILE (kjit report --bench FILE shows it)' };
 
 const RUN_FLAGS: Flag[] = [
-  { flag: '--image FILE', def: 'the reference kernel (build/ir/kernel.bc)', what: 'LLVM IR (.bc or .ll) to boot; with --init SYM (default init) and --entry SYM (uint64 -> uint64, per operation)' },
-  { flag: '--workload NAME', def: 'web', what: 'web, kv, fs, firewall or phases (the reference kernel)' },
+  { flag: '--image FILE', def: 'the reference kernel (build/ir/kernel.bc)', what: 'LLVM IR (.bc or .ll) to boot' },
+  { flag: '--init SYM', def: 'init', what: 'with --image: the function run once at boot' },
+  { flag: '--entry SYM', def: 'none (required with --image)', what: 'with --image: the function run per operation (uint64 -> uint64)' },
+  { flag: '--workload NAME', def: 'web (a foreign image: none)', what: 'web, kv, fs, firewall or phases (the reference kernel)' },
   { flag: '--mode MODE', def: 'boot', what: 'stock, boot, pgo, offline-pgo, whole-image, cpu-target, sysctl-fold, devirt, tailored' },
   { flag: '--seconds S', def: '5 (serve: 0 = until SIGINT/SIGTERM)', what: 'run for S seconds from the first operation ...' },
   { flag: '--ops N', def: 'none', what: '... or exactly N operations (same N, same checksum in every mode)' },
@@ -73,7 +75,9 @@ const BENCH: Record<string, Flag[]> = {
     { flag: '--seconds S', def: '60', what: 'seconds per run (at least 3)' },
     { flag: '--workloads a,b', def: 'all of the image\'s', what: 'workloads' },
     { flag: '--modes a,b', def: 'stock,boot,pgo-cold,pgo-warm,offline-pgo and the ablations (foreign image: stock,boot,pgo-cold)', what: 'modes (stock is always added)' },
-    { flag: '--image FILE', def: 'the reference kernel', what: 'a foreign image, with --init SYM (default init) and --entry SYM' },
+    { flag: '--image FILE', def: 'the reference kernel', what: 'a foreign image (LLVM IR, .bc or .ll)' },
+    { flag: '--init SYM', def: 'init', what: 'with --image: the function run once at boot' },
+    { flag: '--entry SYM', def: 'none (required with --image)', what: 'with --image: the function run per operation' },
   ],
   install: [
     { flag: '--runs N', def: '5', what: 'runs per arm' },
@@ -121,7 +125,11 @@ const BENCH: Record<string, Flag[]> = {
 };
 
 const COMMANDS: Record<string, CommandHelp> = {
-  run: { usage: ['kjit run [flags]'], what: 'boot a kernel, run a workload, print (or --json) what it did', flags: RUN_FLAGS },
+  run: {
+    usage: ['kjit run [flags]'],
+    what: 'boot a kernel, run a workload, print (or --json) what it did (--seconds 0: serve until SIGINT/SIGTERM, as kjit serve)',
+    flags: [...RUN_FLAGS, ...SERVE_FLAGS.map((f) => ({ ...f, what: `${f.what}; with --seconds 0 only` }))],
+  },
   serve: {
     usage: ['kjit serve [run flags without --patch] [--safe | --dry-run] [--flush-to FILE] [--flush-every S]'],
     what: 'boot a kernel and run it until SIGINT/SIGTERM (or --ops/--seconds), with a control socket (kjit ps, status, top, sysctl, patch, mode, probe)',
@@ -152,18 +160,26 @@ const COMMANDS: Record<string, CommandHelp> = {
     usage: [
       'kjit profile ls [--image NAME] [--workload W] [--json]',
       'kjit profile show BOOT [--top N] [--json]',
-      'kjit profile merge [--image PATH] [--workload W] [--machine-class C] [--boots 3,4] [--decay D] [--force] [--json]',
+      'kjit profile merge [--image PATH] [--workload W] [--machine-class C] [--boots 3,4 | --boot ID] [--decay D] [--force] [--top N] [--json]',
       'kjit profile stale --image PATH [--init SYM --entry SYM] [--workload W] [--json]',
       'kjit profile export --format proftext [--boot ID | merge flags] [--out FILE]',
-      'kjit profile import FILE [--workload W] [--machine-class C]',
+      'kjit profile import FILE [--workload W] [--machine-class C] [--image NAME] [--json]',
     ],
     what: 'the profile store from the command line (all but import only read it)',
     flags: [
       db,
-      { flag: '--top N', def: '20', what: 'show: functions listed' },
-      { flag: '--decay D', def: '0.75', what: 'merge: weight of a boot per newer boot' },
-      { flag: '--workload W', def: 'the latest boot\'s', what: 'boots of this workload' },
-      { flag: '--force', def: 'off', what: 'merge boots of another image family or machine class' },
+      { flag: '--image PATH', def: 'the latest boot\'s image family (import: the image whose IR the counts match best)', what: 'ls, import: the image family (file name); merge, stale, export: the image (stale: required), checked against its IR when the file exists' },
+      { flag: '--init SYM', def: 'init, or what the store recorded for the image', what: 'merge, stale, export: with --image of a foreign image, its init function' },
+      { flag: '--entry SYM', def: 'what the store recorded for the image', what: 'merge, stale, export: with --image of a foreign image, its entry function' },
+      { flag: '--workload W', def: 'the latest boot\'s (else web)', what: 'boots of this workload (import: the workload the counts are filed under)' },
+      { flag: '--machine-class C', def: 'this machine\'s (its LLVM CPU name)', what: 'merge, export: boots of this machine class; import: the class the counts are filed under' },
+      { flag: '--boots 3,4', def: 'every boot kept for the image family, machine class and workload', what: 'merge, export: these boots only' },
+      { flag: '--boot ID', def: 'none', what: 'merge, export: one boot only' },
+      { flag: '--top N', def: '20', what: 'show, merge: functions listed' },
+      { flag: '--decay D', def: '0.75', what: 'merge, export: weight of a boot per newer boot' },
+      { flag: '--force', def: 'off', what: 'merge, export: also boots of another image family or machine class' },
+      { flag: '--format F', def: 'none (required)', what: 'export: proftext (an LLVM text profile)' },
+      { flag: '--out FILE', def: 'stdout', what: 'export: where the profile goes' },
       json,
     ],
   },

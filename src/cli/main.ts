@@ -109,7 +109,8 @@ run:
 profile store (--db PATH: default as for --profile-db; all but import only read it, also while kernels write):
   kjit profile ls     [--image NAME] [--workload W] [--json]     boots stored: image, machine class, samples, counts
   kjit profile show   BOOT [--top N] [--json]                    a boot: top functions, edges, hot paths, counts, compile log
-  kjit profile merge  [--image PATH] [--workload W] [--machine-class C] [--boots 3,4] [--decay D] [--force] [--json]
+  kjit profile merge  [--image PATH --init SYM --entry SYM] [--workload W] [--machine-class C] [--boots 3,4] [--boot ID]
+                      [--decay D] [--top N] [--force] [--json]
                       the merged profile: the newest boot weighs 1, each older one D times the next (default 0.75);
                       boots of another image family or machine class are refused unless --force
   kjit profile stale  --image PATH [--init SYM --entry SYM] [--workload W] [--json]
@@ -118,7 +119,7 @@ profile store (--db PATH: default as for --profile-db; all but import only read 
   kjit profile export --format proftext [--boot ID | merge flags] [--out FILE]
                       exact counts as an LLVM text profile (llvm-profdata-19 merge reads it; kjit's per-site
                       counters, not clang's: see the README)
-  kjit profile import FILE [--workload W] [--machine-class C]   a text profile back, as a boot of its own
+  kjit profile import FILE [--image PATH] [--workload W] [--machine-class C] [--json]   a text profile back, as a boot of its own
 
 serve (also kjit run --seconds 0): the kernel runs until SIGINT/SIGTERM (or --ops N / --seconds S),
   with a control socket for its owner: $XDG_RUNTIME_DIR/kjit/PID.sock, or /run/kjit/PID.sock as root
