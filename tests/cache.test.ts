@@ -1,6 +1,6 @@
 // The compiled-object cache: the same boot inputs reuse objects, any change
 // of input compiles again, and a damaged entry is rebuilt, never trusted.
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,9 @@ beforeAll(() => {
   process.env.KJIT_CACHE_DIR = dir;
 });
 
+/** The object entries (the cache also keeps what it learned of each image, under images/). */
+const entries = () => readdirSync(dir).filter((n) => /^[0-9a-f]{40}$/.test(n));
+
 const run = { workload: 'kv', ops: 2000n, rate: 0, concurrency: 4, seed: 3n, counting: true };
 
 describe('compiled-object cache', () => {
@@ -22,10 +25,12 @@ describe('compiled-object cache', () => {
     const a = await execute(first, run);
     first.dispose();
     expect(a.boot.cache).toBe('miss');
-    expect(readdirSync(dir)).toHaveLength(1);
+    expect(entries()).toHaveLength(1);
 
     const second = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [] });
     expect(second.compiled.cache).toBe('hit');
+    /* a warm boot links the cached objects before it parses the image's IR */
+    expect(second.image.parsed).toBe(false);
     expect(second.compiled.report.functionsAfter).toBe(first.compiled.report.functionsAfter);
     const b = await execute(second, run); /* the counting build parses the cached optimized IR */
     second.dispose();
@@ -41,11 +46,11 @@ describe('compiled-object cache', () => {
     const q = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'ring', sysctls: [] });
     expect(q.compiled.cache).toBe('miss');
     q.dispose();
-    expect(readdirSync(dir)).toHaveLength(3);
+    expect(entries()).toHaveLength(3);
   });
 
   it('ignores a damaged entry and rebuilds it', async () => {
-    for (const entry of readdirSync(dir)) writeFileSync(join(dir, entry, 'meta.json'), '{"objects": 2, "me');
+    for (const entry of entries()) writeFileSync(join(dir, entry, 'meta.json'), '{"objects": 2, "me');
     const p = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [] });
     expect(p.compiled.cache).toBe('miss');
     const r = await execute(p, { ...run, counting: false });
@@ -54,6 +59,23 @@ describe('compiled-object cache', () => {
     const again = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [] });
     expect(again.compiled.cache).toBe('hit'); /* rebuilt in place */
     again.dispose();
+  });
+
+  it('never links an object that changed since it was written', async () => {
+    const p = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [] });
+    expect(p.compiled.cache).toBe('hit');
+    p.dispose();
+    /* the entry just used: reading an entry marks it recently used */
+    const entry = entries().sort((a, b) => statSync(join(dir, b)).mtimeMs - statSync(join(dir, a)).mtimeMs)[0]!;
+    const path = join(dir, entry, '1.o');
+    const bytes = readFileSync(path);
+    bytes[bytes.length >> 1] ^= 0xff; /* one flipped byte in the middle of the code */
+    writeFileSync(path, bytes);
+    const q = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [] });
+    expect(q.compiled.cache).toBe('miss');
+    const r = await execute(q, { ...run, counting: false });
+    expect(r.ops).toBe(2000);
+    q.dispose();
   });
 
   it('is bypassed on request', async () => {

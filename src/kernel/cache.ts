@@ -15,8 +15,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ROOT } from '../paths.js';
+import type { ImageTables } from './tables.js';
 
-export const CACHE_FORMAT = 1;
+export const CACHE_FORMAT = 2;
 /** Entries kept; the least recently used go first. */
 export const CACHE_ENTRIES = 24;
 
@@ -60,12 +61,24 @@ export interface CacheEntry {
   bitcodePath: string;
 }
 
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The entry under `key`, or null if there is none or it is damaged: every
+ * object's sha256 is checked against the one recorded when it was written,
+ * so a truncated or altered object is compiled again, never executed.
+ */
 export function readEntry(key: string): CacheEntry | null {
   const dir = join(cacheDir(), key);
   try {
-    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { objects: number; meta: unknown };
+    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { objects: number; sha256?: string[]; meta: unknown };
+    if (!Array.isArray(meta.sha256) || meta.sha256.length !== meta.objects) return null;
     const objects: Uint8Array[] = [];
-    for (let i = 0; i < meta.objects; i++) objects.push(new Uint8Array(readFileSync(join(dir, `${i}.o`))));
+    for (let i = 0; i < meta.objects; i++) {
+      const o = new Uint8Array(readFileSync(join(dir, `${i}.o`)));
+      if (sha256(o) !== meta.sha256[i]) return null;
+      objects.push(o);
+    }
     const bitcodePath = join(dir, 'optimized.bc');
     if (!existsSync(bitcodePath)) return null;
     const now = new Date();
@@ -83,7 +96,7 @@ export function writeEntry(key: string, objects: readonly Uint8Array[], meta: un
     mkdirSync(tmp, { recursive: true });
     objects.forEach((o, i) => writeFileSync(join(tmp, `${i}.o`), o));
     writeFileSync(join(tmp, 'optimized.bc'), bitcode);
-    writeFileSync(join(tmp, 'meta.json'), JSON.stringify({ objects: objects.length, meta }));
+    writeFileSync(join(tmp, 'meta.json'), JSON.stringify({ objects: objects.length, sha256: objects.map(sha256), meta }));
     /* an entry already there was unreadable (we compiled): replace it */
     rmSync(dir, { recursive: true, force: true });
     renameSync(tmp, dir);
@@ -102,4 +115,41 @@ function prune(): void {
     .map((n) => ({ n, t: statSync(join(root, n)).mtimeMs }))
     .sort((a, b) => b.t - a.t);
   for (const e of entries.slice(CACHE_ENTRIES)) rmSync(join(root, e.n), { recursive: true, force: true });
+}
+
+/** What loading an image found out (src/kernel/image.ts), kept so a later boot of the same image need not parse it first. */
+export interface ImageFacts {
+  tables: ImageTables;
+  kind: 'run' | 'entry';
+}
+
+function factsPath(key: string): string {
+  return join(cacheDir(), 'images', `${key}.json`);
+}
+
+/* tables hold bigints: written as {"$big": "123"} */
+const toJson = (_k: string, v: unknown) => (typeof v === 'bigint' ? { $big: v.toString() } : v);
+const fromJson = (_k: string, v: unknown) =>
+  v && typeof v === 'object' && typeof (v as { $big?: unknown }).$big === 'string' ? BigInt((v as { $big: string }).$big) : v;
+
+export function readFacts(key: string): ImageFacts | null {
+  try {
+    const f = JSON.parse(readFileSync(factsPath(key), 'utf8'), fromJson) as ImageFacts & { key?: string };
+    if (f.key !== key || !f.tables || !Array.isArray(f.tables.sysctls) || (f.kind !== 'run' && f.kind !== 'entry')) return null;
+    return { tables: f.tables, kind: f.kind };
+  } catch {
+    return null; /* missing or damaged: the image is parsed and checked as on a first boot */
+  }
+}
+
+export function writeFacts(key: string, facts: ImageFacts): void {
+  const path = factsPath(key);
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(tmp, JSON.stringify({ key, ...facts }, toJson));
+    renameSync(tmp, path);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
 }

@@ -129,7 +129,7 @@ export async function compileImage(image: Image, mode: ModeSpec, config: BootCon
     const hit = readEntry(key);
     if (hit) {
       const report = { ...(hit.meta as CompileReport), ms: { specialize: 0, optimize: 0, codegen: 0, total: performance.now() - t0 } };
-      const ctx = image.pristine.context;
+      const ctx = image.context;
       return lazyCompiled(hit.objects, report, target, 'hit', () =>
         Module.parseBitcode(ctx, readFileSync(hit.bitcodePath), `${image.name} (${mode.name}, cached)`),
       );

@@ -11,6 +11,7 @@ import { basename } from 'node:path';
 import { firstLine, KjitError } from '../errors.js';
 import { type Context, LLVMError, Module, type Value } from '../native/llvm.js';
 import { REFERENCE_IMAGE, RUNTIME_IR } from '../paths.js';
+import { cacheEnabled, cacheKey, readFacts, writeFacts } from './cache.js';
 import { keepFramePointers } from './specialize.js';
 import { type ImageTables, readTables } from './tables.js';
 import { tagUnit } from './units.js';
@@ -34,8 +35,13 @@ export interface Image {
   hash: string;
   /** sha256 of the kjit runtime IR linked into it. */
   runtimeHash: string;
-  /** Image + runtime + glue, unspecialized.  Owned by the Image. */
-  pristine: Module;
+  /** Image + runtime + glue, unspecialized.  Owned by the Image; parsed on
+   * first use when the image was validated before (see `loadImage`). */
+  readonly pristine: Module;
+  /** The context `pristine` lives (or will live) in. */
+  context: Context;
+  /** Whether `pristine` has been parsed yet. */
+  readonly parsed: boolean;
   tables: ImageTables;
   kind: 'run' | 'entry';
   dispose(): void;
@@ -117,15 +123,53 @@ function glueIR(spec: ImageSpec, init: Value, entry: Value | null, run: Value | 
 /** kjit_ functions an image may define: hooks the runtime declares weak for it to replace (ir/runtime/kjit_rt.h). */
 const IMAGE_HOOKS = new Set(['kjit_mm_grant']);
 
+/**
+ * Load an image: read and check it, link the kjit runtime and glue in, read
+ * its tables.  An image already loaded once on this machine (same bytes,
+ * same runtime, same entry points, same kjit) was checked then: its tables
+ * come from the facts cache (src/kernel/cache.ts) and its IR is parsed only
+ * when something first needs it, after the kernel is running if the
+ * compiled objects are cached too (a warm boot).
+ */
 export function loadImage(ctx: Context, spec: ImageSpec): Image {
   if (!spec.entry && !spec.run) {
     throw new KjitError('a foreign image needs an entry function', 'pass --entry SYMBOL (a function uint64 -> uint64)');
   }
   const bytes = readImageFile(spec.path);
   const hash = createHash('sha256').update(bytes).digest('hex');
+  const runtimeBytes = readRuntime();
+  const runtimeHash = createHash('sha256').update(runtimeBytes).digest('hex');
+  const key = cacheKey({ facts: 1, hash, runtimeHash, init: spec.init, entry: spec.entry ?? null, run: spec.run ?? null });
+  const known = cacheEnabled() ? readFacts(key) : null;
+  if (known) {
+    let m: Module | null = null;
+    return {
+      spec,
+      name: basename(spec.path),
+      hash,
+      runtimeHash,
+      get pristine(): Module {
+        m ??= linkImage(ctx, spec, bytes, runtimeBytes).m;
+        return m;
+      },
+      get parsed() {
+        return m !== null;
+      },
+      context: ctx,
+      tables: known.tables,
+      kind: known.kind,
+      dispose: () => m?.dispose(),
+    };
+  }
+  const { m, tables, kind } = linkImage(ctx, spec, bytes, runtimeBytes);
+  writeFacts(key, { tables, kind });
+  return { spec, name: basename(spec.path), hash, runtimeHash, pristine: m, parsed: true, context: ctx, tables, kind, dispose: () => m.dispose() };
+}
+
+/** Parse, check and link an image (the caller owns the module). */
+function linkImage(ctx: Context, spec: ImageSpec, bytes: Buffer, runtimeBytes: Buffer): { m: Module; tables: ImageTables; kind: 'run' | 'entry' } {
   const m = parseImage(ctx, spec.path, bytes);
   let ok = false;
-  let runtimeHash = '';
   try {
     const problem = m.verify();
     if (problem) {
@@ -163,8 +207,6 @@ export function loadImage(ctx: Context, spec: ImageSpec): Image {
     );
     tagUnit(glue, 'kjit/glue');
     m.link(glue);
-    const runtimeBytes = readRuntime();
-    runtimeHash = createHash('sha256').update(runtimeBytes).digest('hex');
     const runtime = Module.parseBitcode(ctx, runtimeBytes, 'kjit-runtime');
     m.link(runtime);
     keepFramePointers(m); /* the sampler walks frame pointers: foreign code too */
@@ -172,16 +214,7 @@ export function loadImage(ctx: Context, spec: ImageSpec): Image {
     if (linked) throw new KjitError(`linking the kjit runtime into ${spec.path} failed: ${firstLine(linked)}`, 'rebuild the IR with `npm run setup`', 1);
     const tables = readTables(m);
     ok = true;
-    return {
-      spec,
-      name: basename(spec.path),
-      hash,
-      runtimeHash,
-      pristine: m,
-      tables,
-      kind: run ? 'run' : 'entry',
-      dispose: () => m.dispose(),
-    };
+    return { m, tables, kind: run ? 'run' : 'entry' };
   } finally {
     if (!ok) m.dispose();
   }

@@ -5,12 +5,14 @@
  * its functions to every kernel LLJIT as the RTDyld memory-manager callbacks
  * (docs/llvm-notes.md).  The region outlives every kernel JIT of the process.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 import koffi from 'koffi';
 
 import { KjitError } from '../errors.js';
 import { CODEMEM_IR } from '../paths.js';
+import { LIBLLVM_PATH } from './llvm-c.js';
 import { Context, createRTDyldLayerFunctionAddress, LLJIT, Module, TargetMachine } from './llvm.js';
 
 /** Largest region: every rel32 between two pieces of JIT code must reach. */
@@ -33,6 +35,28 @@ function readCodememIR(): Buffer {
     throw new KjitError(`kjit's code-memory manager IR (${CODEMEM_IR}) is missing`, 'run `npm run setup`', 1);
   }
   return readFileSync(CODEMEM_IR);
+}
+
+/** `path`'s bytes if `path.sha256` holds `key` and the bytes' own hash; else null. */
+function readVerified(path: string, key: string): Uint8Array | null {
+  try {
+    const [k, sum] = readFileSync(`${path}.sha256`, 'utf8').split('\n');
+    if (k !== key) return null;
+    const bytes = new Uint8Array(readFileSync(path));
+    return createHash('sha256').update(bytes).digest('hex') === sum ? bytes : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeVerified(path: string, key: string, bytes: Uint8Array): void {
+  try {
+    writeFileSync(`${path}.tmp-${process.pid}`, bytes);
+    renameSync(`${path}.tmp-${process.pid}`, path);
+    writeFileSync(`${path}.sha256`, `${key}\n${createHash('sha256').update(bytes).digest('hex')}\n`);
+  } catch {
+    /* read-only build directory: compile again next time */
+  }
 }
 
 export class CodeRegion {
@@ -70,12 +94,21 @@ export class CodeRegion {
   static getAsync(): Promise<CodeRegion> {
     if (CodeRegion.instance) return Promise.resolve(CodeRegion.instance);
     CodeRegion.pending ??= (async () => {
+      const ir = readCodememIR();
+      /* The manager's object is kept beside its IR, under the hash of the IR
+       * and of the LLVM that compiled it (a warm boot saves ~40 ms); a
+       * mismatched or damaged file is compiled again and replaced. */
+      const key = createHash('sha256').update(ir).update(LIBLLVM_PATH).digest('hex');
+      const objPath = `${CODEMEM_IR.replace(/\.bc$/, '')}.o`;
+      const cached = readVerified(objPath, key);
+      if (cached) return CodeRegion.instance ?? CodeRegion.install(cached);
       const ctx = Context.create();
-      const m = Module.parseBitcode(ctx, readCodememIR(), 'codemem');
+      const m = Module.parseBitcode(ctx, ir, 'codemem');
       const tm = TargetMachine.create({ triple: 'x86_64-pc-linux-gnu', cpu: 'x86-64', features: '', optLevel: 2, relocModel: 'pic', codeModel: 'small' });
       try {
         await m.runPassesAsync('default<O2>', tm);
         const object = await tm.emitObjectAsync(m);
+        writeVerified(objPath, key, object);
         return CodeRegion.instance ?? CodeRegion.install(object);
       } finally {
         m.dispose();
