@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define KJIT_CB_MAGIC 0x3142434a494a4bULL /* "KJIJCB1" little-endian */
-#define KJIT_CB_VERSION 3ULL
+#define KJIT_CB_VERSION 4ULL
 
 #define KJIT_LAT_SUB_BITS 4                 /* 16 sub-buckets per power of two */
 #define KJIT_LAT_MIN_SHIFT 5                /* values below 32 ns share bucket 0 */
@@ -27,6 +27,7 @@
 #define KJIT_GRACE_RANGES 64                /* retired code ranges one grace request can carry */
 #define KJIT_POKE_BATCH 1024                /* patchable entries one poke request rewrites together (a whole-image tier) */
 #define KJIT_HW_MAX_DEVICES 8
+#define KJIT_LAZY_MAX 4096                  /* functions a boot may leave to be compiled on first call (lazy.c) */
 #define KJIT_MSG_WORDS 32                   /* 256-byte message (panic / fault text) */
 #define KJIT_LOG_WORDS 1024                 /* 8 KiB kernel log ring ("dmesg") */
 #define KJIT_SAMPLE_SLOTS 1024              /* sample ring slots (ir/runtime/sampler.c) */
@@ -145,6 +146,13 @@ enum kjit_state {
   X(sample_head, 1, "kernel -> host: samples published into the ring, ever")        \
   X(sample_tail, 1, "host -> kernel: samples the host consumed, ever")             \
   X(sample_ring, KJIT_SAMPLE_SLOTS * KJIT_SAMPLE_SLOT_WORDS, "sample slots (protocol in sampler.c)") \
+  X(lazy_fd, 1, "host -> kernel: 1 + the pipe the kernel writes a byte to when it waits for a lazy function (0: none)") \
+  X(lazy_pending, 1, "kernel -> host: 1 + index of the lazy function the kernel thread waits for (0: none)") \
+  X(lazy_seq, 1, "futex word (low 32 bits): the host bumps it after writing lazy_addr entries") \
+  X(lazy_requests, 1, "kernel -> host: first calls of lazy functions that had to wait for the host") \
+  X(lazy_wait_ns, 1, "kernel -> host: time the kernel thread waited for lazy functions, in all") \
+  X(lazy_wait_max_ns, 1, "kernel -> host: the longest single wait")                 \
+  X(lazy_addr, KJIT_LAZY_MAX, "host -> kernel: code of each lazy function once compiled (0: not yet)") \
   X(arena_bytes, 1, "bytes of kernel memory the runtime mapped for the image")       \
   X(log_head, 1, "bytes ever written to the log ring")                               \
   X(log, KJIT_LOG_WORDS, "kernel log ring (text)")

@@ -29,7 +29,7 @@ const RUN_FLAGS: Flag[] = [
   { flag: '--init SYM', def: 'init', what: 'with --image: the function run once at boot' },
   { flag: '--entry SYM', def: 'none (required with --image)', what: 'with --image: the function run per operation (uint64 -> uint64)' },
   { flag: '--workload NAME', def: 'web (a foreign image: none)', what: 'web, kv, fs, firewall or phases (the reference kernel)' },
-  { flag: '--mode MODE', def: 'boot', what: 'stock, boot, pgo, offline-pgo, whole-image, cpu-target, sysctl-fold, devirt, tailored' },
+  { flag: '--mode MODE', def: 'boot', what: 'stock, boot, pgo, tiered, offline-pgo, whole-image, cpu-target, sysctl-fold, devirt, tailored' },
   { flag: '--seconds S', def: '5 (serve: 0 = until SIGINT/SIGTERM)', what: 'run for S seconds from the first operation ...' },
   { flag: '--ops N', def: 'none', what: '... or exactly N operations (same N, same checksum in every mode)' },
   { flag: '--rate R', def: '0 (closed loop)', what: 'open loop at R operations/s; latency from scheduled arrival' },
@@ -44,6 +44,7 @@ const RUN_FLAGS: Flag[] = [
   { flag: '--dry-run', def: 'off', what: 'pgo mode and serve: decide and log, install nothing' },
   { flag: '--cpus LIST', def: 'any', what: 'CPUs the compile server may run on, e.g. 1 or 0,2-3' },
   { flag: '--batch', def: 'off', what: 'compile server at normal priority; the pgo engine drains it before each regression check' },
+  { flag: '--lazy P', def: 'profile', what: 'tiered mode: which functions are compiled on first call: off, profile (those the stored profile never saw run), all (all but the runtime and entry points)' },
   { flag: '--no-count', def: 'off (the counting build runs; never in serve)', what: 'skip the build that counts indirect calls and sysctl loads per operation' },
   { flag: '--no-cache', def: 'off (KJIT_CACHE=0 too)', what: 'compile even if the compiled-object cache has this boot' },
   { flag: '--report', def: 'off', what: 'print the boot report (what specialization changed and removed)' },
@@ -115,6 +116,11 @@ const BENCH: Record<string, Flag[]> = {
     { flag: '--workload W', def: 'web', what: 'workload' },
     { flag: '--cpu C', def: '0', what: 'the one CPU the kernel thread and the compile server share in (a)' },
     { flag: '--revocations N', def: '4', what: 'budget revocations measured in (c) (a run of 15 + 15 N s)' },
+  ],
+  bootscale: [
+    { flag: '--runs N', def: '5', what: 'alternated runs per image and arm (full -O2, full -O2 warm, tiered cold, tiered warm), fresh processes' },
+    { flag: '--seconds S', def: '20', what: 'seconds per run (at least 5)' },
+    { flag: '--images a,b', def: 'kernel,tree-sitter', what: 'images: the reference kernel (web) and tree-sitter parsing C' },
   ],
   policies: [
     { flag: '--runs N', def: '1', what: 'runs per policy and workload (and of stock)' },

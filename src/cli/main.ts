@@ -12,6 +12,7 @@ import { ROOT } from '../paths.js';
 import { type ImageSpec, REFERENCE } from '../kernel/image.js';
 import type { NicModel } from '../kernel/machine.js';
 import { MODES } from '../kernel/modes.js';
+import { LAZY_POLICIES, type LazyPolicy } from '../kernel/tiers.js';
 import { type BootRequest, type ExecuteRequest, processStartNs, runKernel, type RunResult, validateSampling } from '../kernel/run.js';
 import { SAMPLER_PARAMS } from '../sampler/sampler.js';
 import { defaultProfileDb } from '../store/params.js';
@@ -32,7 +33,7 @@ usage:
              [--seconds S | --ops N] [--rate OPS_PER_S] [--concurrency N] [--seed N]
              [--nic virtq|ring] [--sysctl NAME=VALUE]... [--patch F=FILE[@S]]... [--no-count] [--no-cache] [--report] [--log] [--json]
              [--sample-hz H] [--sample-clock thread|timer] [--profile-out FILE.folded|FILE.pb.gz] [--perf-map] [--jitdump]
-             [--profile-db PATH | --no-profile-db]
+             [--profile-db PATH | --no-profile-db] [--lazy off|profile|all (--mode tiered)]
   kjit serve [run flags without --patch] [--safe | --dry-run] [--flush-to FILE] [--flush-every S]
   kjit ps     [--json]
   kjit status [PID] [--json]
@@ -48,6 +49,7 @@ usage:
   kjit bench control [--json] [--runs N] [--seconds S] [--workload W] [--out FILE]
   kjit bench pgo [--json] [--runs N] [--seconds S] [--workloads a,b] [--modes stock,boot,pgo-cold,pgo-warm,offline-pgo,...] [--out FILE]
                  [--image FILE --init SYM --entry SYM]   a foreign image instead of the reference kernel
+  kjit bench bootscale [--json] [--runs N] [--seconds S] [--images kernel,tree-sitter] [--out FILE]
   kjit bench coop [--json] [--runs N] [--seconds S] [--workload W] [--cpu C] [--revocations N] [--out FILE]
   kjit bench policies [--json] [--runs N] [--seconds S] [--workloads a,b] [--policies a,b] [--out FILE]
   kjit bench instrument [--json] [--runs N] [--window-ms MS] [--workload W] [--functions a,b] [--out FILE]
@@ -223,6 +225,7 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     'record-trace': { type: 'string' },
     cpus: { type: 'string' },
     batch: { type: 'boolean', default: false },
+    lazy: { type: 'string' },
   });
   if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit help`');
   const v = values as Record<string, string | boolean | string[] | undefined>;
@@ -273,7 +276,13 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     throw bad(`--${v.policy !== undefined ? 'policy' : 'record-trace'} applies to the pgo mode`, 'add --mode pgo');
   }
   const policy = v.policy !== undefined ? await loadPolicy(v.policy as string) : undefined;
+  const lazy = v.lazy as string | undefined;
+  if (lazy !== undefined) {
+    if (!MODES[v.mode as string]?.bootTiers) throw bad('--lazy applies to a tiered boot', 'add --mode tiered');
+    if (!(LAZY_POLICIES as readonly string[]).includes(lazy)) throw bad(`unknown --lazy '${lazy}'`, `use one of: ${LAZY_POLICIES.join(', ')}`);
+  }
   const request: BootRequest & ExecuteRequest = {
+    ...(lazy !== undefined ? { lazy: lazy as LazyPolicy } : {}),
     signal: interrupt.signal,
     ...(patches.length ? { patches } : {}),
     ...(patchable ? { patchable } : {}),
@@ -472,8 +481,9 @@ async function cmdBench(argv: string[]): Promise<number> {
   if (suite === 'pgo') return cmdBenchPgo(rest);
   if (suite === 'coop') return cmdBenchCoop(rest);
   if (suite === 'policies') return cmdBenchPolicies(rest);
+  if (suite === 'bootscale') return cmdBenchBootscale(rest);
   if (suite !== 'boot') {
-    throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use one of: boot, pgo, coop, policies, install, stress, control, sampler, instrument, store (kjit help lists their flags)');
+    throw bad(`unknown benchmark suite '${suite ?? ''}'`, 'use one of: boot, pgo, bootscale, coop, policies, install, stress, control, sampler, instrument, store (kjit help lists their flags)');
   }
   const { benchBoot } = await import('../../bench/boot.js'); /* loaded only for benchmarks */
   return benchBoot(modesBenchArgs(rest, { runs: 5, seconds: 1 }));
@@ -585,6 +595,26 @@ async function cmdBenchPgo(argv: string[]): Promise<number> {
     throw bad('--init and --entry apply only to --image', 'pass --image FILE too, or drop them');
   }
   return benchPgo({ ...modesBenchArgs(rest, { runs: 5, seconds: 60 }), ...(image ? { image } : {}) });
+}
+
+async function cmdBenchBootscale(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    images: { type: 'string' },
+    out: { type: 'string' },
+  });
+  if (positionals.length) throw bad(`unexpected argument '${positionals[0]}'`, 'see `kjit bench bootscale --help`');
+  const { benchBootscale, BOOTSCALE_IMAGES } = await import('../../bench/bootscale.js');
+  const v = values as Record<string, string | boolean | undefined>;
+  return benchBootscale({
+    runs: num(v.runs as string | undefined, '--runs', 5),
+    seconds: num(v.seconds as string | undefined, '--seconds', 20),
+    images: v.images ? (v.images as string).split(',') : [...BOOTSCALE_IMAGES],
+    json: v.json === true,
+    out: v.out as string | undefined,
+  });
 }
 
 async function cmdBenchCoop(argv: string[]): Promise<number> {

@@ -59,6 +59,8 @@ export interface CacheEntry {
   meta: unknown;
   /** Path of the optimized module's bitcode. */
   bitcodePath: string;
+  /** A tiered boot's lazy source (compile.ts), checked like the objects; null if it had none. */
+  lazySource(): Uint8Array | null;
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -83,20 +85,24 @@ export function readEntry(key: string): CacheEntry | null {
     if (!existsSync(bitcodePath)) return null;
     const now = new Date();
     utimesSync(dir, now, now); /* recently used */
-    return { objects, meta: meta.meta, bitcodePath };
+    const lazySum = (meta as { lazy?: string }).lazy;
+    const lazy = lazySum ? new Uint8Array(readFileSync(join(dir, 'lazy.bc'))) : null;
+    if (lazy && sha256(lazy) !== lazySum) return null;
+    return { objects, meta: meta.meta, bitcodePath, lazySource: () => lazy };
   } catch {
     return null; /* missing or damaged: compile again */
   }
 }
 
-export function writeEntry(key: string, objects: readonly Uint8Array[], meta: unknown, bitcode: Uint8Array): void {
+export function writeEntry(key: string, objects: readonly Uint8Array[], meta: unknown, bitcode: Uint8Array, lazySource: Uint8Array | null = null): void {
   const dir = join(cacheDir(), key);
   const tmp = `${dir}.tmp-${process.pid}`;
   try {
     mkdirSync(tmp, { recursive: true });
     objects.forEach((o, i) => writeFileSync(join(tmp, `${i}.o`), o));
     writeFileSync(join(tmp, 'optimized.bc'), bitcode);
-    writeFileSync(join(tmp, 'meta.json'), JSON.stringify({ objects: objects.length, sha256: objects.map(sha256), meta }));
+    if (lazySource) writeFileSync(join(tmp, 'lazy.bc'), lazySource);
+    writeFileSync(join(tmp, 'meta.json'), JSON.stringify({ objects: objects.length, sha256: objects.map(sha256), ...(lazySource ? { lazy: sha256(lazySource) } : {}), meta }));
     /* an entry already there was unreadable (we compiled): replace it */
     rmSync(dir, { recursive: true, force: true });
     renameSync(tmp, dir);

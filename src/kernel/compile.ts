@@ -27,7 +27,8 @@ import {
   setTarget,
   type TargetSpec,
 } from './specialize.js';
-import { extractUnit, unitsOf } from './units.js';
+import { extractUnit, isRuntimeUnit, unitOf, unitsOf } from './units.js';
+import { DEFAULT_TIER_PARAMS, planTiers, type StoredUse, type TierParams } from './tiers.js';
 
 export const TRIPLE = 'x86_64-pc-linux-gnu';
 export const GENERIC_TARGET: TargetSpec = {
@@ -62,6 +63,8 @@ export interface CompileReport {
   /** The first this-many objects hold the image's assembly; the rest its compiled code. */
   asmObjects: number;
   ms: { specialize: number; optimize: number; codegen: number; total: number };
+  /** A tiered boot: functions per tier; `lazy[i]` is the function of lazy slot i (ir/runtime/lazy.c). */
+  tiers?: { hot: number; fast: number; lazy: string[]; lazyUnits: string[]; why: string };
 }
 
 export interface CompiledImage {
@@ -74,6 +77,8 @@ export interface CompiledImage {
   target: TargetSpec;
   /** Compiled now ('miss'), loaded from the object cache ('hit'), or the cache was off. */
   cache: 'hit' | 'miss' | 'off';
+  /** A tiered boot with lazy functions: the specialized IR their units are cut from (src/rejit/lazy.ts). */
+  lazySource(): Uint8Array | null;
   dispose(): void;
 }
 
@@ -84,9 +89,12 @@ export interface CompileOptions {
   patchable?: boolean;
   /** Drop the image's assembly instead of emitting it (a re-JIT unit: the routines are already live). */
   dropAssembly?: boolean;
+  /** A tiered boot (mode.bootTiers): what the stored profile says ran, and the policy (src/kernel/tiers.ts). */
+  tiers?: { profile: ReadonlyMap<string, StoredUse> | null; profileDigest: string; params: TierParams; roots: readonly string[] };
 }
 
-function cacheKeyFor(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec, patchable: boolean): string {
+/** The compiled-object cache key of a boot: every input of the result (cache.ts). */
+export function cacheKeyFor(image: Image, mode: ModeSpec, config: BootConfig, target: TargetSpec, patchable: boolean, tiers: CompileOptions['tiers']): string {
   return cacheKey({
     patchable,
     image: image.hash,
@@ -96,6 +104,7 @@ function cacheKeyFor(image: Image, mode: ModeSpec, config: BootConfig, target: T
     llvm: LIBLLVM_PATH,
     values: config.values.map((v) => [v.sysctl.variable, v.value.toString(), v.bootFixed, v.selector]),
     absent: config.absentDevices.map((a) => [a.selector, a.value.toString(), a.impl]),
+    tiers: tiers ? { profile: tiers.profileDigest, params: tiers.params, roots: tiers.roots } : null,
   });
 }
 
@@ -105,6 +114,7 @@ function lazyCompiled(
   target: TargetSpec,
   cache: CompiledImage['cache'],
   load: () => Module,
+  lazySource: () => Uint8Array | null = () => null,
 ): CompiledImage {
   let module: Module | null = null;
   return {
@@ -112,6 +122,7 @@ function lazyCompiled(
     report,
     target,
     cache,
+    lazySource,
     get optimized(): Module {
       module ??= load();
       return module;
@@ -124,33 +135,38 @@ export async function compileImage(image: Image, mode: ModeSpec, config: BootCon
   const t0 = performance.now();
   const target = mode.hostCpu ? hostTarget() : GENERIC_TARGET;
   const useCache = options.cache ?? cacheEnabled();
-  const key = cacheKeyFor(image, mode, config, target, options.patchable === true);
+  const key = cacheKeyFor(image, mode, config, target, options.patchable === true, options.tiers);
   if (useCache) {
     const hit = readEntry(key);
     if (hit) {
       const report = { ...(hit.meta as CompileReport), ms: { specialize: 0, optimize: 0, codegen: 0, total: performance.now() - t0 } };
       const ctx = image.context;
-      return lazyCompiled(hit.objects, report, target, 'hit', () =>
-        Module.parseBitcode(ctx, readFileSync(hit.bitcodePath), `${image.name} (${mode.name}, cached)`),
+      return lazyCompiled(
+        hit.objects,
+        report,
+        target,
+        'hit',
+        () => Module.parseBitcode(ctx, readFileSync(hit.bitcodePath), `${image.name} (${mode.name}, cached)`),
+        () => hit.lazySource(),
       );
     }
   }
   const compiled = await compileFresh(image, mode, config, target, t0, options);
-  if (useCache) writeEntry(key, compiled.objects, compiled.report, compiled.optimized.toBitcode());
+  if (useCache) writeEntry(key, compiled.objects, compiled.report, compiled.optimized.toBitcode(), compiled.lazySource());
   compiled.cache = useCache ? 'miss' : 'off';
   return compiled;
 }
 
 
 /** kjit's target machine for code in the code region: PIC, small code model. */
-export function makeTargetMachine(t: TargetSpec): TargetMachine {
+export function makeTargetMachine(t: TargetSpec, optLevel: 0 | 1 | 2 | 3 = 2): TargetMachine {
   return TargetMachine.create({
     triple: TRIPLE,
     cpu: t.cpu,
     features: [t.features, ...(t.mitigations ? ['+retpoline-indirect-calls', '+retpoline-indirect-branches'] : [])]
       .filter(Boolean)
       .join(','),
-    optLevel: 2,
+    optLevel,
     relocModel: 'pic',
     codeModel: 'small',
   });
@@ -182,6 +198,8 @@ export interface Specialized {
   fold: Map<string, bigint>;
   folded: FoldReport;
   promoted: { functions: number; globals: number };
+  /** Functions that must keep boot code of their own: the runtime's, and those the image's assembly names. */
+  pinned: (name: string) => boolean;
 }
 
 /**
@@ -236,7 +254,130 @@ export function specialize(m: Module, mode: ModeSpec, config: BootConfig, target
   const promoted = mode.promote ? promoteInternals(m, 'all') : { functions: 0, globals: 0 };
   setTarget(m, target);
   if (options.patchable) setPatchableEntries(m);
-  return { asmObject, before, removedReasons, fold, folded, promoted };
+  return { asmObject, before, removedReasons, fold, folded, promoted, pinned };
+}
+
+/** The fast tier's IR passes: registers for locals, local clean-up, no inlining (~10x faster than O2 on a large image). */
+export const FAST_PIPELINE = 'function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg)';
+
+interface TierModules {
+  /** The hot functions, optimized (the caller emits and disposes it); null if none. */
+  hot: Module | null;
+  /** The lazy functions' boot code (ir/runtime/lazy.c), as an object; null if none. */
+  stubs: Uint8Array | null;
+  lazySource: Uint8Array | null;
+  hotNames: readonly string[];
+  report: NonNullable<CompileReport['tiers']>;
+}
+
+/**
+ * A tiered boot (src/kernel/tiers.ts), in place on the specialized module
+ * `m`: the hot functions are moved out into a module of their own, optimized
+ * with the mode's pipeline (the rest of the image there for inlining only);
+ * the lazy ones become stubs; `m` keeps the fast tier and gets its passes.
+ */
+function tierModules(m: Module, sp: Specialized, tm: TargetMachine, options: CompileOptions, pipeline: string): TierModules {
+  const t = options.tiers ?? { profile: null, profileDigest: '', params: DEFAULT_TIER_PARAMS, roots: [] };
+  const roots = new Set(t.roots);
+  /* the runtime stays eager (it is what waits, and runs in signal handlers), and so do varargs
+   * functions: re-JIT units (src/rejit/image-unit.ts) do not build them */
+  const candidates = [...m.functions()]
+    .filter((f) => !f.isDeclaration())
+    .map((f) => ({ name: f.name, blocks: f.blockCount, pinned: sp.pinned(f.name) || roots.has(f.name) || f.name === '' || f.isVarArg() || isRuntimeUnit(unitOf(f)) }));
+  const plan = planTiers(candidates, t.profile, t.params);
+  /* the specialized IR before any tier touches it: lazy units are cut from it */
+  const lazySource = plan.lazy.length ? m.toBitcode() : null;
+  const lazyUnits = plan.lazy.map((name) => unitOf(m.getFunction(name)!));
+  let hot: Module | null = null;
+  if (plan.hot.length) {
+    hot = m.clone();
+    const isHot = new Set(plan.hot);
+    for (const g of hot.globals()) {
+      if (g.name.startsWith('llvm.')) g.erase();
+      else if (g.isDeclaration()) continue;
+      else if (!(g.isConstantGlobal && g.linkage === Linkage.Private)) g.linkage = Linkage.AvailableExternally;
+      /* a private constant the hot code keeps a copy of: a name of its own, since emitParallel
+       * makes local symbols global and the fast tier's object has the original */
+      else g.name = `${g.name || 'anon'}.kjit.hot`;
+    }
+    /* other functions: bodies only of what the hot code calls directly, for inlining;
+     * optimizing every body of the image for a few hot functions would cost as much as a full boot */
+    const inlinable = callees(hot, isHot, 1);
+    for (const f of hot.functions()) if (!f.isDeclaration() && !isHot.has(f.name) && !inlinable.has(f.name)) f.linkage = Linkage.AvailableExternally;
+    hot.runPasses('elim-avail-extern', null);
+    for (const f of hot.functions()) if (!f.isDeclaration() && !isHot.has(f.name)) f.linkage = Linkage.AvailableExternally;
+    hot.inlineAsm = '';
+    hot.runPasses(`${pipeline},elim-avail-extern`, tm);
+  }
+  const elsewhere = new Set([...plan.hot, ...plan.lazy]);
+  for (const f of m.functions()) if (!f.isDeclaration() && elsewhere.has(f.name)) f.linkage = Linkage.AvailableExternally;
+  m.runPasses(`elim-avail-extern,${FAST_PIPELINE}`, tm);
+  let stubs: Uint8Array | null = null;
+  if (plan.lazy.length) {
+    const am = m.context.createModule('kjit-lazy-stubs');
+    try {
+      am.triple = TRIPLE;
+      am.dataLayout = m.dataLayout;
+      am.inlineAsm = lazyStubsAsm(plan.lazy);
+      using atm = makeTargetMachine(ASM_TARGET);
+      stubs = atm.emitObject(am);
+    } finally {
+      am.dispose();
+    }
+  }
+  return { hot, stubs, lazySource, hotNames: plan.hot, report: { hot: plan.hot.length, fast: plan.fast.length, lazy: plan.lazy, lazyUnits, why: plan.why } };
+}
+
+/** Functions defined in `m` that `from` call directly, up to `depth` calls deep (not `from` themselves). */
+function callees(m: Module, from: ReadonlySet<string>, depth: number): Set<string> {
+  const out = new Set<string>();
+  let frontier = [...from];
+  for (let d = 0; d < depth && frontier.length; d++) {
+    const next: string[] = [];
+    for (const name of frontier) {
+      const f = m.getFunction(name);
+      if (!f || f.isDeclaration()) continue;
+      for (const inst of f.instructions()) {
+        if (!inst.isCall()) continue;
+        const c = inst.calledFunction();
+        if (!c || c.isDeclaration() || from.has(c.name) || out.has(c.name)) continue;
+        out.add(c.name);
+        next.push(c.name);
+      }
+    }
+    frontier = next;
+  }
+  return out;
+}
+
+/** A symbol as the assembler reads it. */
+function asmSymbol(name: string): string {
+  return /^[A-Za-z_.$][\w.$]*$/.test(name) ? name : `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/**
+ * The boot code of lazy functions (ir/runtime/lazy.c): the patchable entry
+ * (the same NOP LLVM emits, so the one redirection mechanism installs the
+ * compiled code over it), then the function's lazy slot in %r11d and a jump
+ * to the trampoline.
+ */
+export function lazyStubsAsm(names: readonly string[]): string {
+  const out = ['.text'];
+  names.forEach((name, i) => {
+    const s = asmSymbol(name);
+    out.push(
+      `.globl ${s}`,
+      `.hidden ${s}`,
+      `.type ${s},@function`,
+      '.p2align 4',
+      `${s}:`,
+      '  .byte 0x0f, 0x1f, 0x44, 0x00, 0x08',
+      `  movl $${i}, %r11d`,
+      '  jmp kjit_lazy_trampoline',
+      `.size ${s}, .-${s}`,
+    );
+  });
+  return `${out.join('\n')}\n`;
 }
 
 async function compileFresh(
@@ -250,13 +391,18 @@ async function compileFresh(
   const m = image.pristine.clone();
   let done = false;
   try {
-    const { asmObject, before, removedReasons, fold, folded, promoted } = specialize(m, mode, config, target, options);
+    const sp = specialize(m, mode, config, target, options);
+    const { asmObject, before, removedReasons, fold, folded, promoted } = sp;
     const tSpecialized = performance.now();
 
     using tm = makeTargetMachine(target);
     let optimized: Module;
     let units = 1;
-    if (mode.wholeImage) {
+    let tiers: TierModules | null = null;
+    if (mode.bootTiers) {
+      tiers = tierModules(m, sp, tm, options, mode.pipeline);
+      optimized = m;
+    } else if (mode.wholeImage) {
       m.runPasses(mode.pipeline, tm);
       optimized = m;
     } else {
@@ -273,10 +419,24 @@ async function compileFresh(
       optimized = linked!;
     }
     const tOptimized = performance.now();
-    const code = await emitParallel(optimized, target, CODEGEN_THREADS);
+    const code: Uint8Array[] = [];
+    if (tiers) {
+      if (tiers.stubs) code.push(tiers.stubs);
+      /* one thread each: splitting a module for two threads costs more than fast code generation saves */
+      if (tiers.hot) {
+        try {
+          code.push(...(await emitParallel(tiers.hot, target, 1)));
+        } finally {
+          tiers.hot.dispose();
+        }
+      }
+      code.push(...(await emitParallel(optimized, target, 1, 0)));
+    } else code.push(...(await emitParallel(optimized, target, CODEGEN_THREADS)));
     const tEmitted = performance.now();
 
     const after = definedFunctionNames(optimized);
+    /* a tiered boot's other tiers: the hot module's functions, and the stubs */
+    for (const name of [...(tiers?.hotNames ?? []), ...(tiers?.report.lazy ?? [])]) after.add(name);
     for (const name of before) {
       if (!after.has(name) && !removedReasons.has(name)) removedReasons.set(name, 'deleted by the optimizer (inlined into every caller, or reachable only from folded-away branches)');
     }
@@ -300,13 +460,14 @@ async function compileFresh(
         removed: [...removedReasons].map(([name, reason]) => ({ name, reason })),
         objectBytes: objects.reduce((s, o) => s + o.byteLength, 0),
         asmObjects: asmObject ? 1 : 0,
+        ...(tiers ? { tiers: tiers.report } : {}),
         ms: {
           specialize: tSpecialized - t0,
           optimize: tOptimized - tSpecialized,
           codegen: tEmitted - tOptimized,
           total: tEmitted - t0,
         },
-      }, target, 'off', () => optimized);
+      }, target, 'off', () => optimized, () => tiers?.lazySource ?? null);
   } finally {
     if (!done) m.dispose();
   }
@@ -322,9 +483,9 @@ export const CODEGEN_THREADS = Number(process.env.KJIT_CODEGEN_THREADS ?? Math.m
  * object can reach functions and data of the other; functions are dealt to
  * partitions by size, data stays in the first.  `m` is not changed.
  */
-export async function emitParallel(m: Module, target: TargetSpec, parts: number): Promise<Uint8Array[]> {
+export async function emitParallel(m: Module, target: TargetSpec, parts: number, optLevel: 0 | 1 | 2 | 3 = 2): Promise<Uint8Array[]> {
   if (parts <= 1) {
-    using tm = makeTargetMachine(target);
+    using tm = makeTargetMachine(target, optLevel);
     return [tm.emitObject(m)];
   }
   const work = m.clone();
@@ -358,7 +519,7 @@ export async function emitParallel(m: Module, target: TargetSpec, parts: number)
     for (let p = 0; p < parts; p++) {
       const ctx = Context.create();
       const mod = Module.parseBitcode(ctx, bitcode, `${m.name}#${p}`);
-      jobs.push({ ctx, mod, tm: makeTargetMachine(target) });
+      jobs.push({ ctx, mod, tm: makeTargetMachine(target, optLevel) });
       for (const fn of mod.functions()) {
         if (!fn.isDeclaration() && owner.get(fn.name) !== p) fn.linkage = Linkage.AvailableExternally;
       }

@@ -26,9 +26,29 @@ export interface ModeSpec {
   pipeline: string;
   /** Sampling, instrumentation windows, the policy and profile-guided re-JIT while the kernel runs (src/pgo). */
   online?: boolean;
+  /** Boot in tiers (src/kernel/tiers.ts): hot functions of the stored profile with `pipeline`, the rest with
+   * the fast tier or on first call; the re-JIT engine then optimizes what turns out hot. */
+  bootTiers?: boolean;
 }
 
 const base = { pipeline: 'default<O2>', tailored: false, offlinePgo: false } as const;
+
+/* boot, then better while it runs: the code boot compiled (with patchable
+ * entries), sampled all the time; hot functions counted exactly in
+ * instrumentation windows and re-JITed with their profile and the
+ * run-time sysctls that stay unchanged folded behind a guard, each set of
+ * versions kept only if an interleaved check finds it faster. */
+const PGO: ModeSpec = {
+  ...base,
+  name: 'pgo',
+  summary: 'boot plus sampling, exact counts and profile-guided re-JIT (with run-time specialization) while it runs',
+  wholeImage: true,
+  hostCpu: true,
+  foldOptions: true,
+  devirtualize: true,
+  promote: true,
+  online: true,
+};
 
 export const MODES: Record<string, ModeSpec> = {
   stock: {
@@ -51,21 +71,17 @@ export const MODES: Record<string, ModeSpec> = {
     devirtualize: true,
     promote: true,
   },
-  /* boot, then better while it runs: the code boot compiled (with patchable
-   * entries), sampled all the time; hot functions counted exactly in
-   * instrumentation windows and re-JITed with their profile and the
-   * run-time sysctls that stay unchanged folded behind a guard, each set of
-   * versions kept only if an interleaved check finds it faster. */
-  pgo: {
-    ...base,
-    name: 'pgo',
-    summary: 'boot plus sampling, exact counts and profile-guided re-JIT (with run-time specialization) while it runs',
-    wholeImage: true,
-    hostCpu: true,
-    foldOptions: true,
-    devirtualize: true,
-    promote: true,
-    online: true,
+  pgo: PGO,
+
+  /* pgo, booted fast (issue 10): what a large image needs.  Boot compiles the
+   * stored profile's hot functions optimized, the rest with a fast tier (or
+   * on first call), and starts the kernel; the pgo engine's tier then
+   * replaces the fast code with optimized, profile-guided code. */
+  tiered: {
+    ...PGO,
+    name: 'tiered',
+    summary: 'pgo with a fast boot: hot functions optimized, the rest fast-compiled or compiled on first call, then re-JITed',
+    bootTiers: true,
   },
   /* Ablations: stock plus exactly one of boot's ingredients. */
   'whole-image': {

@@ -16,7 +16,9 @@ import { Context } from '../native/llvm.js';
 import { BUILD_IR } from '../paths.js';
 import { type BootConfig, parseBootParameters, resolveBootConfig } from './bootconfig.js';
 import { buildKernelImage } from './build-ir.js';
-import { type CompiledImage, type CompileReport, compileCounting, compileImage } from './compile.js';
+import { type CompiledImage, type CompileOptions, type CompileReport, compileCounting, compileImage } from './compile.js';
+import { DEFAULT_TIER_PARAMS, type LazyPolicy, profileDigest } from './tiers.js';
+import { LazyCompiler, type LazyStats } from '../rejit/lazy.js';
 import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
 import { appendPerfMap, type InstanceOptions, KernelInstance, type SampleClock } from './instance.js';
 import { Installer } from '../rejit/installer.js';
@@ -31,7 +33,7 @@ import { type NamedPolicy, TraceWriter } from '../pgo/policies.js';
 import { profileFormatOf, toFolded, toPprof } from '../sampler/outputs.js';
 import { type Edge, type HotPath, PROFILE_PARAMS, type TopFunction } from '../sampler/profile.js';
 import { Sampler, SAMPLER_PARAMS, SamplingRun, type ThrottleEvent } from '../sampler/sampler.js';
-import { type ProfileStoreSummary, StoreSession } from '../store/session.js';
+import { type ProfileStoreSummary, StoreSession, storedUse } from '../store/session.js';
 import { THROTTLE_PARAMS } from '../sampler/throttle.js';
 import { type BudgetParams, type BudgetReport, MemoryBudget } from '../scheduler/budget.js';
 import { type CompileServerOptions, compileServer } from '../scheduler/compile-server.js';
@@ -55,6 +57,19 @@ export interface LatencySummary {
 export interface BootSummary {
   /** From the clock start (process start for `kjit run`) to the first operation. */
   ms: number;
+  /** The same (the name issue 10's contract uses). */
+  ms_to_first_op: number;
+  /** Functions compiled at boot / on first call (or with a first-called function's unit) / left lazy and never called. */
+  functions_eager: number;
+  functions_lazy: number;
+  functions_never: number;
+  /** Compiled-object cache: the boot's objects (one entry), hit or missed. */
+  cache_hits: number;
+  cache_misses: number;
+  /** A tiered boot: functions per tier and why (src/kernel/tiers.ts). */
+  tiers?: { hot: number; fast: number; lazy: number; why: string };
+  /** A tiered boot's first calls: units built on the main thread, and how long the kernel thread waited. */
+  lazy?: { units_built: number; first_calls_waited: number; wait_ms: number; wait_max_ms: number; build_ms: number; build_max_ms: number };
   /** 'hit': objects came from the compiled-object cache; 'miss': compiled and cached; 'off': compiled, cache off. */
   cache: 'hit' | 'miss' | 'off';
   functions_before: number;
@@ -318,6 +333,10 @@ export interface BootRequest {
   /** `offline-pgo` trains on this workload (default: the image's first) with this parameter (0: its default). */
   workload?: string;
   workloadArg?: bigint;
+  /** A tiered boot (mode `tiered`): which functions wait for their first call (src/kernel/tiers.ts; default 'profile'). */
+  lazy?: LazyPolicy;
+  /** A tiered boot plans with what earlier boots in this profile store saw run (null/absent: no profile). */
+  profileDb?: string | null;
 }
 
 /** An image compiled for one mode and machine: any number of runs can boot from it. */
@@ -381,10 +400,17 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       owned.push(source);
       offlinePgo = built.report;
     }
+    let tiers: CompileOptions['tiers'];
+    if (mode.bootTiers) {
+      const params = { ...DEFAULT_TIER_PARAMS, lazy: req.lazy ?? DEFAULT_TIER_PARAMS.lazy };
+      const profile = req.profileDb ? storedUse(req.profileDb, image, req.workload ?? image.tables.workloads[0]!) : null;
+      tiers = { profile, profileDigest: profileDigest(profile, params), params, roots: [req.image.init, req.image.entry, req.image.run].filter((x): x is string => !!x) };
+    }
     const loadMs = performance.now() - t0;
     const compiled = await compileImage(source, mode, config, {
       ...(req.cache === undefined ? {} : { cache: req.cache }),
       ...(req.patchable || mode.online ? { patchable: true } : {}),
+      ...(tiers ? { tiers } : {}),
     });
     await region;
     let counting: Uint8Array[] | null = null;
@@ -596,6 +622,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
   const pgoHistory = p.mode.online ? new PgoHistory() : null;
   const trace = pgoHistory && req.recordTrace ? new TraceWriter(req.recordTrace, req.policy?.name ?? 'default') : null;
   let lastEngine: PgoEngine | null = null;
+  let lastLazy: LazyCompiler | null = null;
   /* the cooperative scheduler's figures, this run's share of them (the compile server outlives runs) */
   const usesServer = !!(req.patches?.length || (req.attach && p.patchable) || p.mode.online);
   const server = usesServer ? compileServer(p, req.compileServer) : null;
@@ -614,6 +641,16 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
     if (!restarts.length) linkMs = instance.linkMs;
     const installer = req.patches?.length || (req.attach && p.patchable) || p.mode.online ? new Installer(instance, p) : null;
     lastInstaller = installer;
+    /* a tiered boot's functions left for their first call (before the kernel thread starts) */
+    const lazy = installer && p.compiled.report.tiers?.lazy.length ? new LazyCompiler(instance, p, installer) : null;
+    if (lazy && store) {
+      lazy.onUnit = (u) => {
+        const at = earlier.seconds + (firstOp() ? Number(process.hrtime.bigint() - firstOp()) / 1e9 : 0);
+        for (const fn of u.functions) store.logCompile({ function: fn, tier: 'lazy', reason: 'first call', compile_ms: u.ms, outcome: 'installed', at_s: at });
+      };
+    }
+    lazy?.start();
+    lastLazy = lazy ?? lastLazy;
     const firstOp = () => instance.cb.get('t_first_op_ns');
     const sampler = sampling
       ? new Sampler(instance, p, sampling, installer?.codeMap ?? null, () => earlier.seconds + (firstOp() ? Number(process.hrtime.bigint() - firstOp()) / 1e9 : 0))
@@ -654,6 +691,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
           })
         : null;
     lastBudget = budget ?? lastBudget;
+    lazy?.setBudget(budget);
     budget?.start();
     const engine =
       pgoHistory && installer && sampling
@@ -720,6 +758,10 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
       clearInterval(poller ?? undefined);
       poll();
       sampler?.finish();
+      const lazyFailed = lazy?.stats().failures[0];
+      if (lazyFailed) {
+        throw new KjitError(`a function compiled on first call did not build: ${lazyFailed}`, 'run with --lazy off (everything compiled at boot) and report this as a kjit bug', ExitCode.KERNEL_FAULT);
+      }
       const fault = instance.failure();
       const version = fault?.kind === 'fault' && fault.pc !== undefined && installer ? installer.codeMap.find(fault.pc) : null;
       const culprit = version ? here.find((a) => a.versions.includes(version)) : undefined;
@@ -770,7 +812,9 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
         sampler?.finish(); /* (if the run failed) its control block is about to go */
         await detach?.();
       } finally {
-        await instance.dispose();
+        lazy?.snapshot();
+        await instance.dispose(); /* (the kernel thread may wait for a lazy function until it is joined) */
+        lazy?.stop();
       }
     }
     if (!restartAfter) break;
@@ -792,7 +836,8 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
   }
 
   let perOp: { indirect: number; sysctl: number } | null = null;
-  if (req.counting) {
+  /* a tiered boot's code is split across tiers and stubs: the counting build (one module) does not apply */
+  if (req.counting && !p.mode.bootTiers) {
     const countOps = req.countingOps ?? (req.ops !== undefined && req.ops < 20000n ? req.ops : 20000n);
     const counter = KernelInstance.load(p.countingObjects(), { ...opts, opsLimit: countOps, rate: 0, sampleHz: 0 });
     try {
@@ -825,6 +870,8 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
     checksum: `0x${m.checksum.toString(16).padStart(16, '0')}`,
     boot: {
       ms: Number(m.firstOpNs - clockStart) / 1e6,
+      ms_to_first_op: Number(m.firstOpNs - clockStart) / 1e6,
+      ...bootCounts(p, lastLazy?.stats() ?? null),
       cache: p.compiled.cache,
       functions_before: r.functionsBefore,
       functions_after: r.functionsAfter,
@@ -968,6 +1015,42 @@ function rejitSummary(installer: Installer | null, applied: readonly AppliedPatc
 }
 
 /** prepareBoot + execute + release: what `kjit run` does. */
+/**
+ * How a boot compiled the image's functions (issue 10): eagerly (at boot,
+ * any tier), lazily (on first call, or with a first-called function's
+ * unit) or never (left lazy and never called); the compiled-object cache's
+ * hits and misses (the boot's objects, then each lazily built unit).
+ */
+function bootCounts(p: PreparedBoot, lazy: LazyStats | null) {
+  const t = p.compiled.report.tiers;
+  const eager = t ? t.hot + t.fast : p.compiled.report.functionsAfter;
+  const lazyDone = lazy?.compiled ?? 0;
+  return {
+    functions_eager: eager,
+    functions_lazy: lazyDone,
+    functions_never: (t?.lazy.length ?? 0) - lazyDone,
+    cache_hits: p.compiled.cache === 'hit' ? 1 : 0,
+    cache_misses: p.compiled.cache === 'miss' ? 1 : 0,
+    ...(t
+      ? {
+          tiers: { hot: t.hot, fast: t.fast, lazy: t.lazy.length, why: t.why },
+          ...(lazy
+            ? {
+                lazy: {
+                  units_built: lazy.units,
+                  first_calls_waited: lazy.requests,
+                  wait_ms: lazy.waitMs,
+                  wait_max_ms: lazy.waitMaxMs,
+                  build_ms: lazy.buildMs,
+                  build_max_ms: lazy.buildMaxMs,
+                },
+              }
+            : {}),
+        }
+      : {}),
+  };
+}
+
 export async function runKernel(req: BootRequest & ExecuteRequest): Promise<RunResult> {
   const clockStartNs = req.clockStartNs ?? processStartNs();
   const p = await prepareBoot(req);

@@ -13,6 +13,11 @@ export const UNIT_MD = 'kjit.unit';
 /** Unit of definitions that carry no tag (a foreign image's own code, glue). */
 export const UNTAGGED_UNIT = '(image)';
 
+/** Units of the kjit runtime (build-ir.ts tags them runtime/FILE) and of the glue loadImage generates. */
+export function isRuntimeUnit(unit: string): boolean {
+  return unit.startsWith('runtime/') || unit === 'kjit/glue';
+}
+
 export function tagUnit(m: Module, unit: string): void {
   for (const fn of m.functions()) {
     if (!fn.isDeclaration()) fn.setStringAttribute(UNIT_ATTR, unit);

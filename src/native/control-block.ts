@@ -23,6 +23,7 @@ export const CB_FIELDS = [
   'hw_cpu_features', 'hw_ndevices', 'hw_devices', 'arena_bytes', 'log_head', 'log',
   'sample_hz', 'sample_cap', 'sample_clock', 'sample_armed_hz', 'sample_armed_ns', 'sample_disarmed_ns', 'sample_error', 'sample_cost_ns',
   'sample_ticks', 'sample_overruns', 'sample_idle', 'sample_dropped', 'sample_head', 'sample_tail', 'sample_ring',
+  'lazy_fd', 'lazy_pending', 'lazy_seq', 'lazy_requests', 'lazy_wait_ns', 'lazy_wait_max_ns', 'lazy_addr',
 ] as const;
 export type CbField = (typeof CB_FIELDS)[number];
 

@@ -19,6 +19,9 @@ const fns = {
   syscall3: libc.func('long syscall(long nr, ...)'),
   strerror: libc.func('const char *strerror(int errnum)'),
   malloc_trim: libc.func('int malloc_trim(size_t pad)'),
+  pipe2: libc.func('int pipe2(_Out_ int *fds, int flags)'),
+  close: libc.func('int close(int fd)'),
+  errno_location: libc.func('int *__errno_location(void)'),
 };
 
 const PROT_READ = 1;
@@ -39,6 +42,24 @@ export class NativeError extends Error {
     this.name = 'NativeError';
     this.errno = errno;
   }
+}
+
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+
+function errno(): number {
+  return koffi.decode(fns.errno_location(), 'int') as number;
+}
+
+/** A pipe (close-on-exec, non-blocking): [read end, write end]. */
+export function pipe(): [number, number] {
+  const fds = [0, 0];
+  if ((fns.pipe2(fds, O_CLOEXEC | O_NONBLOCK) as number) !== 0) throw new NativeError('pipe2', errno());
+  return [fds[0]!, fds[1]!];
+}
+
+export function closeFd(fd: number): void {
+  fns.close(fd);
 }
 
 /** Start a native thread at `start(arg)` (a JIT function address). Returns its pthread_t. */

@@ -36,6 +36,8 @@ export interface ImageUnitRequest {
   specialize?: Record<string, string>;
   /** The pass pipeline after indirect-call promotion (default: the mode's). */
   pipeline?: string;
+  /** Code generation's optimization level (default 2; 0: fast instruction selection, the fast tier's). */
+  codegenOptLevel?: 0 | 1 | 2 | 3;
 }
 
 export interface ImageUnitVersion {
@@ -61,7 +63,8 @@ export function buildImageUnit(p: UnitBase, req: ImageUnitRequest): BuiltImageUn
   const ctx = Context.create();
   const m = Module.parseBitcode(ctx, p.pristineBitcode, `kjit.tier${req.id}`);
   try {
-    specialize(m, p.mode, p.config, p.target, { dropAssembly: true });
+    if (p.specialized) m.inlineAsm = ''; /* the routines are live already */
+    else specialize(m, p.mode, p.config, p.target, { dropAssembly: true });
     const want = new Set(req.functions);
     const candidates: Value[] = [];
     for (const f of m.functions()) {
@@ -148,7 +151,7 @@ export function buildImageUnit(p: UnitBase, req: ImageUnitRequest): BuiltImageUn
 
     /* 6. promotion of hot indirect calls compares with boot symbols; then
      * direct calls to a function with a new version call it directly */
-    using tm = makeTargetMachine(p.target);
+    using tm = makeTargetMachine(p.target, req.codegenOptLevel ?? 2);
     if (req.profile) m.runPasses('pgo-icall-prom', tm);
     const newOf = new Map([...original].map(([symbol, boot]) => [boot.name, m.getFunction(symbol)!]));
     for (const f of m.functions()) {

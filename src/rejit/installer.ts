@@ -99,6 +99,11 @@ export class Installer {
     return this.byFunction.get(fn) ?? [];
   }
 
+  /** The code a function compiled on first call got then (it never goes away), if any. */
+  baselineOf(fn: string): CodeVersion | null {
+    return this.versionsOf(fn).find((v) => v.kind === 'baseline' && v.state !== 'freed') ?? null;
+  }
+
   liveVersion(fn: string): CodeVersion | null {
     return this.versionsOf(fn).find((v) => v.state === 'live') ?? null;
   }
@@ -207,8 +212,14 @@ export class Installer {
       changes.push({ site: this.entryOf(v.fn), to: v.address, from: current ? current.address : null });
       if (current) replaced.push(current);
     }
-    const reverted = revert.map((fn) => this.liveVersion(fn)).filter((v): v is CodeVersion => v !== null);
-    for (const v of reverted) changes.push({ site: this.entryOf(v.fn), to: null, from: v.address });
+    /* a function compiled on first call (src/rejit/lazy.ts) goes back to that code, not to its stub */
+    const reverted = revert.map((fn) => this.liveVersion(fn)).filter((v): v is CodeVersion => v !== null && v.kind !== 'baseline');
+    const floors: CodeVersion[] = [];
+    for (const v of reverted) {
+      const floor = this.baselineOf(v.fn);
+      if (floor) floors.push(floor);
+      changes.push({ site: this.entryOf(v.fn), to: floor ? floor.address : null, from: v.address });
+    }
     try {
       await this.redirector.apply(changes);
     } catch (e) {
@@ -216,6 +227,7 @@ export class Installer {
       throw new InstallError(fns.join(', '), 'redirect', e);
     }
     for (const v of [...replaced, ...reverted]) v.state = 'retired';
+    for (const v of floors) v.state = 'live';
     const ms = performance.now() - t0;
     for (const v of activate) {
       v.state = 'live';
@@ -399,11 +411,41 @@ export class Installer {
     return { versions: this.linkTier(id, unit, req.instrument === true), unit };
   }
 
-  /** Phase link for a tier built here or read back from the tier cache (src/pgo/tier-cache.ts). */
-  linkTier(id: number, unit: BuiltImageUnit, instrumented = false): CodeVersion[] {
+  /**
+   * Phase link for a tier built here or read back from the tier cache
+   * (src/pgo/tier-cache.ts).  With `baseline`, the versions are boot code
+   * compiled late (src/rejit/lazy.ts): kind 'baseline', never evicted nor
+   * freed (the object stays until the kernel's JIT goes), and what a revert
+   * of a later version returns to.
+   */
+  linkTier(id: number, unit: BuiltImageUnit, instrumented = false, opts: { baseline?: boolean } = {}): CodeVersion[] {
     try {
       const jit = this.instance.jit;
       return this.underTracker(unit.object, (tracker) => {
+        if (opts.baseline) {
+          const sizes = new Map(objectSymbols(unit.object).map((s) => [s.name, s.size]));
+          this.instance.codeLinked(unit.object);
+          return unit.versions.map((u) => {
+            const v: CodeVersion = {
+              id,
+              fn: u.fn,
+              kind: 'baseline',
+              symbol: u.symbol,
+              address: this.jitCpu.run(() => jit.lookup(u.symbol)),
+              size: sizes.get(u.symbol) ?? 0,
+              inlines: [],
+              state: 'compiled',
+              reason: 'compiled on first call',
+              tracker: null,
+              pinned: true,
+              times: { compiledMs: unit.ms },
+              build: { irInstructions: unit.irInstructions },
+            };
+            this.byFunction.set(u.fn, [...this.versionsOf(u.fn), v]);
+            this.codeMap.add(v);
+            return v;
+          });
+        }
         const sizes = new Map(objectSymbols(unit.object).map((s) => [s.name, s.size]));
         this.instance.codeLinked(unit.object);
         const versions: CodeVersion[] = unit.versions.map((u) => {

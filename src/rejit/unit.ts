@@ -32,6 +32,8 @@ export interface UnitBase {
   target: TargetSpec;
   /** Functions boot compiled away: they have no code of their own to fall back to. */
   removed?: ReadonlySet<string>;
+  /** `pristineBitcode` is already specialized as boot specialized it (a tiered boot's lazy source). */
+  specialized?: boolean;
 }
 
 export function unitBase(p: PreparedBoot): UnitBase {

@@ -214,6 +214,22 @@ export class MemoryBudget implements SpendGate {
     void this.ask(this.params.askBytes);
   }
 
+  /**
+   * Link boot code compiled late (src/rejit/lazy.ts: a function's first
+   * call) outside the grant: the kernel needs it to go on, whatever the JIT
+   * holds, and its bytes count as boot code from then on, not the JIT's.
+   */
+  bootCode<T>(link: () => T): T {
+    const before = this.region.stats().bytesInUse;
+    this.region.setLimit(this.region.stats().regionBytes);
+    try {
+      return link();
+    } finally {
+      this.baseBytes += Math.max(0, this.region.stats().bytesInUse - before);
+      this.region.setLimit(this.stopped ? this.region.stats().regionBytes : this.baseBytes + this.split.codeBytes);
+    }
+  }
+
   /** Stop reading the grant; the code region and the compile server are unlimited again (the run is over). */
   async stop(): Promise<void> {
     if (this.stopped) return;

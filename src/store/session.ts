@@ -13,7 +13,9 @@
  */
 import { ExitCode, KjitError } from '../errors.js';
 import { hostMachine } from '../kernel/machine.js';
+import type { Image } from '../kernel/image.js';
 import type { PreparedBoot, RunResult } from '../kernel/run.js';
+import type { StoredUse } from '../kernel/tiers.js';
 import { hostCPUFeatures, hostCPUName } from '../native/llvm.js';
 import type { FunctionCounts } from '../sampler/counts.js';
 import type { ProfileBuilder } from '../sampler/profile.js';
@@ -36,7 +38,7 @@ export interface ProfileStoreSummary {
   samples_loaded: number;
 }
 
-export function imageInfo(p: PreparedBoot): ImageInfo {
+export function imageInfo(p: PreparedBoot | { image: Image }): ImageInfo {
   const { image } = p;
   return {
     hash: image.hash,
@@ -63,6 +65,40 @@ export function aggregatesOf(profile: ProfileBuilder): ProfileAggregates {
     edges: profile.edgeList(),
     hotPaths: profile.hottestStacks(STORE_PARAMS.hotPathsPerBoot),
   };
+}
+
+/**
+ * What earlier boots of `image` on this machine class with `workload` saw
+ * run (samples and counted entries per function, by this image's names);
+ * null if the store has no such boot or cannot be read
+ * (a tiered boot then plans without a profile; the run reports the store's
+ * problem when it opens it).
+ */
+export function storedUse(path: string, image: Image, workload: string): Map<string, StoredUse> | null {
+  let store: ProfileStore;
+  try {
+    store = ProfileStore.open(path);
+  } catch {
+    return null;
+  }
+  try {
+    const info = imageInfo({ image });
+    const merged = store.loadMerged({ family: info.name, machineClass: hostMachineInfo().llvmCpu, workload, functions: store.imageFunctionsOf(info) });
+    if (!merged.boots.length) return null;
+    const uses = new Map<string, StoredUse>();
+    for (const f of merged.functions) uses.set(f.function, { samples: f.total, entries: 0 });
+    for (const c of merged.counts) uses.set(c.function, { samples: uses.get(c.function)?.samples ?? 0, entries: c.entry });
+    /* what earlier boots compiled on first call ran too, though no sample may have seen it */
+    for (const name of store.lazilyCompiled(merged.boots.map((b) => b.id))) {
+      const u = uses.get(name);
+      if (!u || (u.samples === 0 && u.entries === 0)) uses.set(name, { samples: u?.samples ?? 0, entries: 1 });
+    }
+    return uses;
+  } catch {
+    return null;
+  } finally {
+    store.close();
+  }
 }
 
 export class StoreSession {

@@ -548,6 +548,14 @@ export class ProfileStore {
     })();
   }
 
+  /** Functions compiled on first call (compile log tier 'lazy') in any of `bootIds`: they ran, whether or not a sample saw them. */
+  lazilyCompiled(bootIds: readonly number[]): Set<string> {
+    const out = new Set<string>();
+    const q = this.db.prepare<unknown[], { name: string }>("SELECT DISTINCT f.name FROM compile_log c JOIN functions f ON f.id = c.function_id WHERE c.boot_id = ? AND c.tier = 'lazy'");
+    for (const id of bootIds) for (const r of q.all(id)) out.add(r.name);
+    return out;
+  }
+
   /** How stored functions of an image family (optionally one workload) match an image's functions. */
   stale(family: string, current: ReadonlyMap<string, string>, workload?: string): StaleReport & { stats: MatchStats; matches: Map<number, Match>; functions: Map<number, StoredFunction> } {
     return this.db.transaction(() => {
