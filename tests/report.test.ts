@@ -148,6 +148,7 @@ describe('kjit explain', () => {
           'regressed',
           'broken',
           'never_seen',
+          'late',
         ].flatMap((n) => [...fn(n)]),
       ),
   };
@@ -180,6 +181,9 @@ describe('kjit explain', () => {
     store.logCompile(pgo, { function: 'regressed', version: 11, tier: 'optimized', reason: 'hot', outcome: 'rolled-back', why: 'not faster: 2.0% more ns/op', at_s: 1.4 });
     decide('broken', 'optimize', 'hot', { benefit_s: 2, cost_s: 0.1 }, 1);
     store.logCompile(pgo, { function: 'broken', tier: 'optimized', reason: 'hot', outcome: 'failed', why: 'LLVM ran out of memory', at_s: 1.3 });
+    /* a tiered boot compiled it on first call, and the policy then found it cold */
+    store.logCompile(pgo, { function: 'late', tier: 'lazy', reason: 'first call', compile_ms: 64, outcome: 'installed', at_s: 0.7 });
+    decide('late', 'leave', 'not-hot', { self_pct: 0.1, threshold_pct: 1, total_pct: 0.1 });
     store.endBoot(pgo, { status: 'ended', seconds: 3, ops: 1000 });
     boot = store.recordBoot({ image, machine, workload: 'web', mode: 'boot', sysctls: {} });
     store.endBoot(boot, { status: 'ended', seconds: 3, ops: 1000 });
@@ -200,6 +204,7 @@ describe('kjit explain', () => {
     ['regressed', 'rolled-back', /rolled back: .*not faster: 2\.0% more ns\/op/],
     ['broken', 'compile-failed', /compile failed: LLVM ran out of memory/],
     ['never_seen', 'not-considered', /never looked at never_seen/],
+    ['late', 'not-hot', /not hot enough.*; its code was compiled on first call at 0\.70 s \(fast tier, 64 ms/],
   ];
 
   it.each(cases)('%s: %s', (name, state, why) => {

@@ -28,10 +28,19 @@ export function formatRun(r: RunResult, opts: { report: boolean }): string {
     `${r.mode} · ${r.workload} · ${r.config.cpu} · ${r.config.nic}`,
     `  boot        ${b.ms.toFixed(0)} ms to first operation, ${b.cache === 'hit' ? 'objects from the cache' : 'compiled now'} (load IR ${ph.load_ir.toFixed(0)}, specialize ${ph.specialize.toFixed(0)}, ` +
       `optimize ${ph.optimize.toFixed(0)}, codegen ${ph.codegen.toFixed(0)}, link ${ph.link.toFixed(0)}, kernel init ${ph.kernel_init.toFixed(1)} ms)`,
-    `  code        ${b.functions_before} functions -> ${b.functions_after}, ${bytes(b.code_bytes)} of objects`,
+    `  code        ${b.functions_before} functions -> ${b.functions_after}, ${bytes(b.code_bytes)} of objects; compiled at boot ${b.functions_eager}, on first call ${b.functions_lazy}, never ${b.functions_never}`,
     `  throughput  ${si(r.ops_per_sec)}ops/s (${r.ops} ops in ${r.seconds.toFixed(2)} s), ${r.cpu_ns_per_op.toFixed(0)} ns CPU per op, idle ${(r.idle_fraction * 100).toFixed(1)}%`,
     `  latency     p50 ${r.latency_us.p50.toFixed(1)} us, p99 ${r.latency_us.p99.toFixed(1)} us, p99.9 ${r.latency_us.p999.toFixed(1)} us, max ${r.latency_us.max.toFixed(1)} us`,
   ];
+  if (b.tiers) {
+    lines.push(`  tiers       ${b.tiers.hot} optimized, ${b.tiers.fast} fast, ${b.tiers.lazy} left for their first call: ${b.tiers.why}`);
+  }
+  if (b.lazy && b.lazy.units_built) {
+    lines.push(
+      `  first calls ${b.lazy.first_calls_waited} waited for ${b.lazy.units_built} source files compiled (kernel thread waited ${b.lazy.wait_ms.toFixed(0)} ms in all, ` +
+        `${b.lazy.wait_max_ms.toFixed(0)} ms at most; builds ${b.lazy.build_max_ms.toFixed(0)} ms at most)`,
+    );
+  }
   if (r.indirect_calls_per_op !== null && r.sysctl_loads_per_op !== null) {
     lines.push(`  per op      ${r.indirect_calls_per_op.toFixed(2)} indirect calls, ${r.sysctl_loads_per_op.toFixed(2)} sysctl loads (counting build)`);
   }

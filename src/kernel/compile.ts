@@ -28,7 +28,7 @@ import {
   type TargetSpec,
 } from './specialize.js';
 import { extractUnit, isRuntimeUnit, unitOf, unitsOf } from './units.js';
-import { DEFAULT_TIER_PARAMS, planTiers, type StoredUse, type TierParams } from './tiers.js';
+import { DEFAULT_TIER_PARAMS, planFits, planTiers, type StoredUse, type TierCandidate, type TierParams } from './tiers.js';
 
 export const TRIPLE = 'x86_64-pc-linux-gnu';
 export const GENERIC_TARGET: TargetSpec = {
@@ -64,7 +64,7 @@ export interface CompileReport {
   asmObjects: number;
   ms: { specialize: number; optimize: number; codegen: number; total: number };
   /** A tiered boot: functions per tier; `lazy[i]` is the function of lazy slot i (ir/runtime/lazy.c). */
-  tiers?: { hot: number; fast: number; lazy: string[]; lazyUnits: string[]; why: string };
+  tiers?: { hot: number; fast: number; lazy: string[]; lazyUnits: string[]; why: string; hotNames: string[] };
 }
 
 export interface CompiledImage {
@@ -79,6 +79,8 @@ export interface CompiledImage {
   cache: 'hit' | 'miss' | 'off';
   /** A tiered boot with lazy functions: the specialized IR their units are cut from (src/rejit/lazy.ts). */
   lazySource(): Uint8Array | null;
+  /** A tiered boot compiled now: what its plan was made from (kept with the cached objects, for planFits). */
+  candidates?: TierCandidate[];
   dispose(): void;
 }
 
@@ -90,7 +92,7 @@ export interface CompileOptions {
   /** Drop the image's assembly instead of emitting it (a re-JIT unit: the routines are already live). */
   dropAssembly?: boolean;
   /** A tiered boot (mode.bootTiers): what the stored profile says ran, and the policy (src/kernel/tiers.ts). */
-  tiers?: { profile: ReadonlyMap<string, StoredUse> | null; profileDigest: string; params: TierParams; roots: readonly string[] };
+  tiers?: { profile: ReadonlyMap<string, StoredUse> | null; params: TierParams; roots: readonly string[] };
 }
 
 /** The compiled-object cache key of a boot: every input of the result (cache.ts). */
@@ -104,7 +106,8 @@ export function cacheKeyFor(image: Image, mode: ModeSpec, config: BootConfig, ta
     llvm: LIBLLVM_PATH,
     values: config.values.map((v) => [v.sysctl.variable, v.value.toString(), v.bootFixed, v.selector]),
     absent: config.absentDevices.map((a) => [a.selector, a.value.toString(), a.impl]),
-    tiers: tiers ? { profile: tiers.profileDigest, params: tiers.params, roots: tiers.roots } : null,
+    /* not the profile: a cached plan is checked against it (planFits) */
+    tiers: tiers ? { params: tiers.params, roots: tiers.roots } : null,
   });
 }
 
@@ -115,6 +118,7 @@ function lazyCompiled(
   cache: CompiledImage['cache'],
   load: () => Module,
   lazySource: () => Uint8Array | null = () => null,
+  candidates?: TierCandidate[],
 ): CompiledImage {
   let module: Module | null = null;
   return {
@@ -123,6 +127,7 @@ function lazyCompiled(
     target,
     cache,
     lazySource,
+    ...(candidates ? { candidates } : {}),
     get optimized(): Module {
       module ??= load();
       return module;
@@ -136,10 +141,22 @@ export async function compileImage(image: Image, mode: ModeSpec, config: BootCon
   const target = mode.hostCpu ? hostTarget() : GENERIC_TARGET;
   const useCache = options.cache ?? cacheEnabled();
   const key = cacheKeyFor(image, mode, config, target, options.patchable === true, options.tiers);
+  let fits: { fits: boolean; why: string } | null = null;
   if (useCache) {
     const hit = readEntry(key);
-    if (hit) {
-      const report = { ...(hit.meta as CompileReport), ms: { specialize: 0, optimize: 0, codegen: 0, total: performance.now() - t0 } };
+    const meta = hit?.meta as (CompileReport & { candidates?: TierCandidate[] }) | undefined;
+    /* a tiered boot's cached plan must still fit the stored profile */
+    fits =
+      !meta?.tiers || !options.tiers
+        ? null
+        : planFits({ candidates: meta.candidates ?? [], hot: meta.tiers.hotNames, lazy: meta.tiers.lazy }, options.tiers.profile, options.tiers.params);
+    if (hit && meta && fits?.fits !== false) {
+      const { candidates: _, ...cachedReport } = meta;
+      const report = {
+        ...cachedReport,
+        ...(cachedReport.tiers && fits ? { tiers: { ...cachedReport.tiers, why: `${cachedReport.tiers.why} (cached boot: ${fits.why})` } } : {}),
+        ms: { specialize: 0, optimize: 0, codegen: 0, total: performance.now() - t0 },
+      };
       const ctx = image.context;
       return lazyCompiled(
         hit.objects,
@@ -152,7 +169,11 @@ export async function compileImage(image: Image, mode: ModeSpec, config: BootCon
     }
   }
   const compiled = await compileFresh(image, mode, config, target, t0, options);
-  if (useCache) writeEntry(key, compiled.objects, compiled.report, compiled.optimized.toBitcode(), compiled.lazySource());
+  if (fits && !fits.fits && compiled.report.tiers) compiled.report.tiers.why += ` (the cached boot did not fit: ${fits.why})`;
+  if (useCache) {
+    const meta = compiled.candidates ? { ...compiled.report, candidates: compiled.candidates } : compiled.report;
+    writeEntry(key, compiled.objects, meta, compiled.optimized.toBitcode(), compiled.lazySource());
+  }
   compiled.cache = useCache ? 'miss' : 'off';
   return compiled;
 }
@@ -267,6 +288,7 @@ interface TierModules {
   stubs: Uint8Array | null;
   lazySource: Uint8Array | null;
   hotNames: readonly string[];
+  candidates: TierCandidate[];
   report: NonNullable<CompileReport['tiers']>;
 }
 
@@ -277,7 +299,7 @@ interface TierModules {
  * the lazy ones become stubs; `m` keeps the fast tier and gets its passes.
  */
 function tierModules(m: Module, sp: Specialized, tm: TargetMachine, options: CompileOptions, pipeline: string): TierModules {
-  const t = options.tiers ?? { profile: null, profileDigest: '', params: DEFAULT_TIER_PARAMS, roots: [] };
+  const t = options.tiers ?? { profile: null, params: DEFAULT_TIER_PARAMS, roots: [] };
   const roots = new Set(t.roots);
   /* the runtime stays eager (it is what waits, and runs in signal handlers), and so do varargs
    * functions: re-JIT units (src/rejit/image-unit.ts) do not build them */
@@ -325,7 +347,7 @@ function tierModules(m: Module, sp: Specialized, tm: TargetMachine, options: Com
       am.dispose();
     }
   }
-  return { hot, stubs, lazySource, hotNames: plan.hot, report: { hot: plan.hot.length, fast: plan.fast.length, lazy: plan.lazy, lazyUnits, why: plan.why } };
+  return { hot, stubs, lazySource, hotNames: plan.hot, candidates, report: { hot: plan.hot.length, fast: plan.fast.length, lazy: plan.lazy, lazyUnits, why: plan.why, hotNames: plan.hot } };
 }
 
 /** Functions defined in `m` that `from` call directly, up to `depth` calls deep (not `from` themselves). */
@@ -467,7 +489,7 @@ async function compileFresh(
           codegen: tEmitted - tOptimized,
           total: tEmitted - t0,
         },
-      }, target, 'off', () => optimized, () => tiers?.lazySource ?? null);
+      }, target, 'off', () => optimized, () => tiers?.lazySource ?? null, tiers?.candidates);
   } finally {
     if (!done) m.dispose();
   }

@@ -17,7 +17,7 @@ import { BUILD_IR } from '../paths.js';
 import { type BootConfig, parseBootParameters, resolveBootConfig } from './bootconfig.js';
 import { buildKernelImage } from './build-ir.js';
 import { type CompiledImage, type CompileOptions, type CompileReport, compileCounting, compileImage } from './compile.js';
-import { DEFAULT_TIER_PARAMS, type LazyPolicy, profileDigest } from './tiers.js';
+import { DEFAULT_TIER_PARAMS, type LazyPolicy } from './tiers.js';
 import { LazyCompiler, type LazyStats } from '../rejit/lazy.js';
 import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
 import { appendPerfMap, type InstanceOptions, KernelInstance, type SampleClock } from './instance.js';
@@ -69,7 +69,7 @@ export interface BootSummary {
   /** A tiered boot: functions per tier and why (src/kernel/tiers.ts). */
   tiers?: { hot: number; fast: number; lazy: number; why: string };
   /** A tiered boot's first calls: units built on the main thread, and how long the kernel thread waited. */
-  lazy?: { units_built: number; first_calls_waited: number; wait_ms: number; wait_max_ms: number; build_ms: number; build_max_ms: number };
+  lazy?: { units_built: number; built_never_called: number; first_calls_waited: number; wait_ms: number; wait_max_ms: number; build_ms: number; build_max_ms: number };
   /** 'hit': objects came from the compiled-object cache; 'miss': compiled and cached; 'off': compiled, cache off. */
   cache: 'hit' | 'miss' | 'off';
   functions_before: number;
@@ -404,7 +404,7 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
     if (mode.bootTiers) {
       const params = { ...DEFAULT_TIER_PARAMS, lazy: req.lazy ?? DEFAULT_TIER_PARAMS.lazy };
       const profile = req.profileDb ? storedUse(req.profileDb, image, req.workload ?? image.tables.workloads[0]!) : null;
-      tiers = { profile, profileDigest: profileDigest(profile, params), params, roots: [req.image.init, req.image.entry, req.image.run].filter((x): x is string => !!x) };
+      tiers = { profile, params, roots: [req.image.init, req.image.entry, req.image.run].filter((x): x is string => !!x) };
     }
     const loadMs = performance.now() - t0;
     const compiled = await compileImage(source, mode, config, {
@@ -752,7 +752,10 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
         ...(req.onProgress ? { onProgress: req.onProgress } : {}),
         ...(req.signal ? { signal: req.signal } : {}),
         ...(installer ? { onTick: applyDue } : {}),
-        ...(req.kernelCpus ? { onStart: () => instance.pinTo(req.kernelCpus!) } : {}),
+        onStart: () => {
+          if (req.kernelCpus) instance.pinTo(req.kernelCpus);
+          installer?.warmServer();
+        },
       });
       await engine?.stop();
       clearInterval(poller ?? undefined);
@@ -1038,6 +1041,7 @@ function bootCounts(p: PreparedBoot, lazy: LazyStats | null) {
             ? {
                 lazy: {
                   units_built: lazy.units,
+                  built_never_called: lazy.prefetched,
                   first_calls_waited: lazy.requests,
                   wait_ms: lazy.waitMs,
                   wait_max_ms: lazy.waitMaxMs,

@@ -20,8 +20,6 @@
  * handlers and is the thing that waits), the image's entry points and
  * whatever its assembly names.
  */
-import { createHash } from 'node:crypto';
-
 export type LazyPolicy = 'off' | 'profile' | 'all';
 
 export const LAZY_POLICIES: readonly LazyPolicy[] = ['off', 'profile', 'all'];
@@ -82,18 +80,6 @@ export function hottest(profile: ReadonlyMap<string, StoredUse>, share: number, 
 }
 
 /**
- * What of a stored profile a plan depends on, as a digest (part of the
- * compiled-object cache's key): the hot set and the set of
- * functions that ran.  Weights that change from boot to boot without
- * changing either leave it (and the cached boot) as it was.
- */
-export function profileDigest(profile: ReadonlyMap<string, StoredUse> | null, params: TierParams = DEFAULT_TIER_PARAMS): string {
-  if (!profile) return 'none';
-  const ran = [...profile].filter(([, u]) => u.samples > 0 || u.entries > 0).map(([n]) => n).sort();
-  return createHash('sha256').update(JSON.stringify([hottest(profile, params.hotShare, params.hotMax).sort(), ran])).digest('hex').slice(0, 32);
-}
-
-/**
  * The plan for `functions` (the image's defined functions after boot's
  * specialization, in module order) given the stored profile (null: none).
  */
@@ -133,4 +119,36 @@ export function planTiers(functions: readonly TierCandidate[], profile: Readonly
       }), ` +
       (params.lazy === 'off' ? 'the rest with the fast tier' : `${lazy.length} it never saw run compiled on first call, the rest with the fast tier`);
   return { hot, fast, lazy, why };
+}
+
+/** What a cached tiered boot was planned with (kept in its cache entry). */
+export interface CachedPlan {
+  candidates: TierCandidate[];
+  hot: string[];
+  lazy: string[];
+}
+
+/**
+ * Whether a cached tiered boot still serves the stored profile as it is
+ * now (so a warm boot links it instead of compiling), or why not.  The
+ * plan the profile asks for now is made from the same candidates:
+ *   - a function that now ran must not be left lazy in the cached boot
+ *     (it would wait for its first call every boot);
+ *   - the hot sets may differ at the margin (functions near the cut-off
+ *     trade places from boot to boot), not more: at least `minOverlap` of
+ *     the union in common.
+ * Without a profile now, any cached plan is valid code.
+ */
+export function planFits(cached: CachedPlan, profile: ReadonlyMap<string, StoredUse> | null, params: TierParams = DEFAULT_TIER_PARAMS, minOverlap = 0.75): { fits: boolean; why: string } {
+  if (!profile) return { fits: true, why: 'no stored profile now: the cached plan is valid code' };
+  const now = planTiers(cached.candidates, profile, params);
+  const stillLazy = new Set(now.lazy);
+  const ranButLazy = cached.lazy.filter((n) => !stillLazy.has(n));
+  if (ranButLazy.length) return { fits: false, why: `${ranButLazy.length} functions it leaves for their first call have run since (${ranButLazy.slice(0, 3).join(', ')})` };
+  const a = new Set(cached.hot);
+  const union = new Set([...cached.hot, ...now.hot]);
+  const common = now.hot.filter((n) => a.has(n)).length;
+  const overlap = union.size ? common / union.size : 1;
+  if (overlap < minOverlap) return { fits: false, why: `the hot set has changed: ${common} of ${union.size} functions in common` };
+  return { fits: true, why: `the stored profile still fits it (hot sets ${common} of ${union.size} in common)` };
 }

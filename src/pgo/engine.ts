@@ -167,11 +167,9 @@ export class PgoEngine {
   private secondTimer: NodeJS.Timeout | null = null;
   private busy: Promise<void> | null = null;
   private stopped = false;
-  private readonly hashes: Map<string, string>;
   private readonly sysctls: Sysctl[];
   private readonly snapshots: { t: number; samples: number; counts: Map<string, { self: number; total: number }> }[] = [];
   /** Functions with indirect calls in their IR, and how many. */
-  private readonly icallFunctions = new Map<string, number>();
   private lastOps = { t: 0, ops: 0 };
   private pendingEvent: string[] = [];
   windows = 0;
@@ -190,13 +188,6 @@ export class PgoEngine {
       this.event(problem);
       store?.logDecision({ kind: 'policy-error', function: null, reason: problem, numbers: {}, at_s: o.nowS() });
     });
-    this.hashes = functionIrHashes(p.image.pristine);
-    for (const f of p.image.pristine.functions()) {
-      if (f.isDeclaration()) continue;
-      let n = 0;
-      for (const i of f.instructions()) if (i.isIndirectCall()) n++;
-      if (n) this.icallFunctions.set(f.name, n);
-    }
     const now = o.nowS();
     this.sysctls = p.config.values
       .filter((v) => !v.bootFixed)
@@ -205,9 +196,35 @@ export class PgoEngine {
         /* unchanged since boot: as stable as a value can be */
         return address === null ? [] : [{ name: v.sysctl.name, variable: v.sysctl.variable, address, value: v.value, changedAtS: now - 1e6 }];
       });
-    /* a warm start: the store's counts for this IR */
-    for (const c of store?.loaded.counts ?? []) {
-      if (this.hashes.get(c.function) === c.ir_hash) history.setCounts(c, now);
+  }
+
+  /* What the image's IR says (its functions' hashes, their indirect calls): worked out on first use,
+   * after the kernel has started (printing and walking a large image costs a few hundred ms). */
+  private hashesOnce: Map<string, string> | null = null;
+  private get hashes(): Map<string, string> {
+    return (this.hashesOnce ??= functionIrHashes(this.p.image.pristine));
+  }
+  private icallOnce: Map<string, number> | null = null;
+  private get icallFunctions(): Map<string, number> {
+    if (this.icallOnce) return this.icallOnce;
+    const out = new Map<string, number>();
+    for (const f of this.p.image.pristine.functions()) {
+      if (f.isDeclaration()) continue;
+      let n = 0;
+      for (const i of f.instructions()) if (i.isIndirectCall()) n++;
+      if (n) out.set(f.name, n);
+    }
+    return (this.icallOnce = out);
+  }
+
+  /** A warm start: the store's counts for this IR (on the first tick). */
+  private warmStarted = false;
+  private warmStart(): void {
+    if (this.warmStarted) return;
+    this.warmStarted = true;
+    const now = this.o.nowS();
+    for (const c of this.store?.loaded.counts ?? []) {
+      if (this.hashes.get(c.function) === c.ir_hash) this.history.setCounts(c, now);
     }
   }
 
@@ -252,6 +269,7 @@ export class PgoEngine {
 
   private tick(): void {
     if (this.busy || this.stopped || this.o.mode() === 'safe' || this.instance.isDisposed) return;
+    this.warmStart();
     this.busy = this.round()
       .catch((e) => this.log(`pgo: round failed: ${(e as Error).message}`))
       .finally(() => {

@@ -77,6 +77,14 @@ export class Installer {
   ) {
     this.redirector = new Redirector(instance, CodeRegion.get());
     this.server = compileServer(prepared);
+  }
+
+  /**
+   * Start the compile server now rather than at the first build (it needs
+   * the image's IR serialized on this thread: call it once the kernel runs,
+   * so its first operation does not wait for that).
+   */
+  warmServer(): void {
     this.server.warm();
   }
 

@@ -6,7 +6,7 @@
  * The kernel thread, at the first call of a lazy function, writes its slot
  * to `lazy_pending`, a byte to our pipe, and sleeps.  The byte wakes the
  * event loop here; the function's whole source unit (its file: what it is
- * likely to call next) is built with the fast tier from the boot's
+ * likely to call next; while the kernel boots, every lazy function left) is built with the fast tier from the boot's
  * specialized IR (a re-JIT unit, src/rejit/image-unit.ts, run on this
  * thread: the compile server may be busy with an optimizing build), linked,
  * and each function's code address written to its slot; then the kernel
@@ -34,6 +34,8 @@ export interface LazyStats {
   functions: number;
   /** Functions compiled on (or with a unit of) a first call. */
   compiled: number;
+  /** Functions built while the kernel booted and never called (code without a caller). */
+  prefetched: number;
   /** Units built. */
   units: number;
   /** First calls the kernel thread had to wait for. */
@@ -51,7 +53,10 @@ export class LazyCompiler {
   private readonly names: readonly string[];
   private readonly units: readonly string[];
   private readonly slotOf = new Map<string, number>();
+  /** Slots whose function has been published. */
   private readonly done = new Set<number>();
+  /** Built while the kernel booted, not called yet: published at their first call, without a build. */
+  private readonly ready = new Map<number, CodeVersion>();
   private pipe: { read: number; write: number; socket: Socket } | null = null;
   private busy = false;
   private again = false;
@@ -109,17 +114,29 @@ export class LazyCompiler {
         this.again = false;
         if (this.instance.isDisposed) return;
         const pending = this.instance.cb.getNumber('lazy_pending');
-        if (pending > 0 && !this.done.has(pending - 1)) this.compileUnitOf(pending - 1);
+        if (pending > 0 && !this.done.has(pending - 1)) {
+          const ready = this.ready.get(pending - 1);
+          if (ready) this.release([ready], 0);
+          else this.compileUnitOf(pending - 1);
+        }
       } while (this.again);
     } finally {
       this.busy = false;
     }
   }
 
-  /** Build, link and publish the lazy functions of slot `slot`'s unit that have no code yet. */
+  /**
+   * Build and link the lazy functions of slot `slot`'s unit that have no
+   * code yet, and publish them.  Before the first operation (the kernel is
+   * still booting: every wait is on the way to it) every lazy function left
+   * is built in the same unit, one wait instead of one per source file; only
+   * those of `slot`'s unit are published, the others wait, built, in `ready`
+   * for their own first call (so what is published is still what ran).
+   */
   private compileUnitOf(slot: number): void {
     const unit = this.units[slot];
-    const batch = this.names.map((n, i) => ({ n, i })).filter(({ i }) => !this.done.has(i) && this.units[i] === unit);
+    const booting = this.instance.cb.get('t_first_op_ns') === 0n;
+    const batch = this.names.map((n, i) => ({ n, i })).filter(({ i }) => !this.done.has(i) && !this.ready.has(i) && (booting || this.units[i] === unit));
     const t0 = performance.now();
     let versions: CodeVersion[];
     try {
@@ -135,11 +152,24 @@ export class LazyCompiler {
       return;
     }
     const ms = performance.now() - t0;
-    this.onUnit?.({ functions: versions.map((v) => v.fn), ms, codeBytes: versions.reduce((n, v) => n + v.size, 0) });
     this.s.units++;
     this.s.buildMs += ms;
     this.s.buildMaxMs = Math.max(this.s.buildMaxMs, ms);
-    this.publish(versions.flatMap((v) => (this.slotOf.has(v.fn) ? [[this.slotOf.get(v.fn)!, v.address] as [number, bigint]] : [])));
+    const now: CodeVersion[] = [];
+    for (const v of versions) {
+      const i = this.slotOf.get(v.fn);
+      if (i === undefined) continue;
+      if (this.units[i] === unit) now.push(v);
+      else this.ready.set(i, v);
+    }
+    this.release(now, ms);
+  }
+
+  /** Publish built versions (their functions were called), log them, and redirect their entries. */
+  private release(versions: readonly CodeVersion[], ms: number): void {
+    for (const v of versions) this.ready.delete(this.slotOf.get(v.fn)!);
+    this.onUnit?.({ functions: versions.map((v) => v.fn), ms, codeBytes: versions.reduce((n, v) => n + v.size, 0) });
+    this.publish(versions.map((v) => [this.slotOf.get(v.fn)!, v.address] as [number, bigint]));
     /* calls skip the stub once the entries jump to the code (at the next quiescent point) */
     const fresh = versions.filter((v) => this.installer.liveVersion(v.fn) === null);
     if (fresh.length) void this.installer.commit(fresh).catch(() => {}); /* the stub still leads to the code */
@@ -161,6 +191,7 @@ export class LazyCompiler {
     return {
       functions: this.names.length,
       compiled: this.done.size,
+      prefetched: this.ready.size,
       units: this.s.units,
       requests: cb ? cb.getNumber('lazy_requests') : this.last?.requests ?? 0,
       waitMs: cb ? cb.getNumber('lazy_wait_ns') / 1e6 : this.last?.waitMs ?? 0,

@@ -120,9 +120,16 @@ const STATE_OF_REASON: Record<string, FunctionStateName> = {
  * (pgo).
  */
 export function whyOf(fn: string, o: { mode: string; online: boolean; decisions: readonly DecisionRow[]; compiles: readonly CompileRow[] }): Why {
+  const why = whyOfDecisions(fn, o);
+  /* a tiered boot left it for its first call (src/rejit/lazy.ts): say when that came */
+  const lazy = o.compiles.find((c) => c.tier === 'lazy');
+  return lazy ? { ...why, why: `${why.why}; its code was compiled on first call at ${(lazy.at_s ?? 0).toFixed(2)} s (fast tier, ${Math.round(lazy.compile_ms ?? 0)} ms for its source file)` } : why;
+}
+
+function whyOfDecisions(fn: string, o: { mode: string; online: boolean; decisions: readonly DecisionRow[]; compiles: readonly CompileRow[] }): Why {
   const last = o.decisions.at(-1);
-  const lastCompile = o.compiles.at(-1);
   const patched = o.compiles.filter((c) => c.tier === 'patched');
+  const lastCompile = o.compiles.filter((c) => c.tier !== 'lazy').at(-1);
   if (!last) {
     if (patched.length) {
       const p = patched.at(-1)!;
