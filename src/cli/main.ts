@@ -19,10 +19,9 @@ import { defaultProfileDb } from '../store/params.js';
 import { parsePatchSpec } from '../rejit/patch.js';
 import { LLVMError } from '../native/llvm.js';
 import { ask, findInstance, listInstances, PROBE_DEFAULT_SECONDS } from '../control/client.js';
-import { MAX_PROBE_SECONDS, REJIT_MODES, type RejitMode, type RequestBody } from '../control/protocol.js';
+import { MAX_PROBE_SECONDS, REJIT_MODES, type RejitMode, type RequestBody, SERVE_DEFAULTS } from '../control/protocol.js';
 import { formatProbe, type ProbeResult } from '../sampler/probe.js';
 import { loadPolicy, readTrace, replay } from '../pgo/policies.js';
-import { serve, SERVE_DEFAULTS } from '../control/serve.js';
 import type { StatusReport } from '../control/service.js';
 import { formatMode, formatPatch, formatPs, formatRun, formatStatus, formatSysctl, progressLine, type PsRow } from './format.js';
 
@@ -314,7 +313,7 @@ async function cmdRun(argv: string[], clockStartNs: bigint, command: 'run' | 'se
     ...(!serving && !json ? { pgoLog: (line: string) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`) } : {}),
   };
   const result: RunResult = serving
-    ? await serve({
+    ? await (await import('../control/serve.js')).serve({
         run: request,
         rejitMode: v.safe ? 'safe' : v['dry-run'] ? 'dry-run' : 'normal',
         safe: v.safe === true,

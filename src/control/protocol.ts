@@ -19,6 +19,9 @@
  * Sysctl values are int64: they travel as decimal strings (a JSON integer
  * is accepted in requests).
  */
+import { join } from 'node:path';
+
+import { ROOT } from '../paths.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -268,3 +271,12 @@ function checkFields(cmd: Command, o: Record<string, unknown>): Record<string, u
       return { cmd, function: o.function, ...(o.seconds !== undefined ? { seconds: o.seconds } : {}) };
   }
 }
+
+/** kjit serve's defaults (here, not in serve.ts, so the CLI can read them without loading the server). */
+export const SERVE_DEFAULTS = {
+  /** Where snapshots and events are appended unless --flush-to says otherwise. */
+  journal: join(ROOT, 'build', 'state', 'serve.jsonl'),
+  /** Seconds between snapshots. */
+  flushEveryS: 10,
+};
+

@@ -13,22 +13,15 @@
  *      under way completes, the kernel thread is joined, its code freed;
  *      then the final snapshot is flushed and the socket closed (and removed).
  */
-import { join } from 'node:path';
 
 import { type BootRequest, type ExecuteRequest, runKernel, type RunResult } from '../kernel/run.js';
-import { ROOT } from '../paths.js';
 import { Journal } from './journal.js';
 import type { RejitMode } from './protocol.js';
 import { ensureRuntimeDir, socketPath, sweep } from './rundir.js';
 import { ControlServer } from './server.js';
 import { ControlService } from './service.js';
 
-export const SERVE_DEFAULTS = {
-  /** Where snapshots and events are appended unless --flush-to says otherwise. */
-  journal: join(ROOT, 'build', 'state', 'serve.jsonl'),
-  /** Seconds between snapshots. */
-  flushEveryS: 10,
-};
+export { SERVE_DEFAULTS } from './protocol.js';
 
 export interface ServeRequest {
   run: BootRequest & ExecuteRequest;

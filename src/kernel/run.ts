@@ -33,7 +33,8 @@ import { type NamedPolicy, TraceWriter } from '../pgo/policies.js';
 import { profileFormatOf, toFolded, toPprof } from '../sampler/outputs.js';
 import { type Edge, type HotPath, PROFILE_PARAMS, type TopFunction } from '../sampler/profile.js';
 import { Sampler, SAMPLER_PARAMS, SamplingRun, type ThrottleEvent } from '../sampler/sampler.js';
-import { type ProfileStoreSummary, StoreSession, storedUse } from '../store/session.js';
+/* the profile store (and SQLite) is loaded only by runs that use one */
+import type { ProfileStoreSummary, StoreSession } from '../store/session.js';
 import { THROTTLE_PARAMS } from '../sampler/throttle.js';
 import { type BudgetParams, type BudgetReport, MemoryBudget } from '../scheduler/budget.js';
 import { type CompileServerOptions, compileServer } from '../scheduler/compile-server.js';
@@ -403,7 +404,7 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
     let tiers: CompileOptions['tiers'];
     if (mode.bootTiers) {
       const params = { ...DEFAULT_TIER_PARAMS, lazy: req.lazy ?? DEFAULT_TIER_PARAMS.lazy };
-      const profile = req.profileDb ? storedUse(req.profileDb, image, req.workload ?? image.tables.workloads[0]!) : null;
+      const profile = req.profileDb ? (await import('../store/session.js')).storedUse(req.profileDb, image, req.workload ?? image.tables.workloads[0]!) : null;
       tiers = { profile, params, roots: [req.image.init, req.image.entry, req.image.run].filter((x): x is string => !!x) };
     }
     const loadMs = performance.now() - t0;
@@ -594,7 +595,7 @@ export function instanceOptions(p: PreparedBoot, req: ExecuteRequest): { workloa
 /** Boot a prepared image on a fresh JIT and kernel thread, run the workload, measure (and use the profile store if asked). */
 export async function execute(p: PreparedBoot, req: ExecuteRequest): Promise<RunResult> {
   validate(req);
-  const store = req.profileDb ? StoreSession.open(req.profileDb, p, instanceOptions(p, req).workloadName) : null;
+  const store = req.profileDb ? (await import('../store/session.js')).StoreSession.open(req.profileDb, p, instanceOptions(p, req).workloadName) : null;
   try {
     const r = await executeRun(p, req, store);
     return store ? { ...r, profile_store: store.end('ended', r) } : r;
@@ -807,6 +808,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
       throw e;
     } finally {
       try {
+        await lazy?.quiesce();
         await engine?.stop();
         await budget?.stop();
         if (budget) budgets.push(budget.figures());

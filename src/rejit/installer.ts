@@ -200,11 +200,11 @@ export class Installer {
    * retired.  Nothing changes if any entry cannot be rewritten.  Resolves
    * with the time it took in ms.
    */
-  commit(activate: readonly CodeVersion[], revert: readonly string[] = []): Promise<number> {
-    return this.exclusive(() => this.commitNow(activate, revert));
+  commit(activate: readonly CodeVersion[], revert: readonly string[] = [], opts: { hostFallback?: boolean } = {}): Promise<number> {
+    return this.exclusive(() => this.commitNow(activate, revert, opts));
   }
 
-  private async commitNow(activate: readonly CodeVersion[], revert: readonly string[]): Promise<number> {
+  private async commitNow(activate: readonly CodeVersion[], revert: readonly string[], opts: { hostFallback?: boolean } = {}): Promise<number> {
     const t0 = performance.now();
     const fns = [...activate.map((v) => v.fn), ...revert];
     const twice = fns.find((fn, i) => fns.indexOf(fn) !== i);
@@ -229,7 +229,7 @@ export class Installer {
       changes.push({ site: this.entryOf(v.fn), to: floor ? floor.address : null, from: v.address });
     }
     try {
-      await this.redirector.apply(changes);
+      await this.redirector.apply(changes, opts);
     } catch (e) {
       this.stats.failures++;
       throw new InstallError(fns.join(', '), 'redirect', e);

@@ -11,8 +11,9 @@
  * thread: the compile server may be busy with an optimizing build), linked,
  * and each function's code address written to its slot; then the kernel
  * thread is woken (futex on `lazy_seq`) and goes on.  Only then are the
- * entries redirected (Installer.commit): the kernel thread must reach a
- * quiescent point for that, and it was not at one while it waited.
+ * entries redirected (Installer.commit, by the kernel thread itself: see
+ * redirect()): it must reach a quiescent point for that, and it was not at
+ * one while it waited.
  *
  * The code is the function's boot code from then on: a version of kind
  * 'baseline', never evicted or freed (a later version that is reverted
@@ -23,6 +24,7 @@ import { Socket } from 'node:net';
 import { FAST_PIPELINE } from '../kernel/compile.js';
 import type { KernelInstance } from '../kernel/instance.js';
 import type { PreparedBoot } from '../kernel/run.js';
+import { KernelState } from '../native/control-block.js';
 import * as libc from '../native/libc.js';
 import { buildImageUnit } from './image-unit.js';
 import type { Installer } from './installer.js';
@@ -97,6 +99,8 @@ export class LazyCompiler {
 
   /** After the kernel thread has been joined. */
   stop(): void {
+    if (this.redirectTimer) clearTimeout(this.redirectTimer);
+    this.redirectTimer = null;
     if (!this.pipe) return;
     this.pipe.socket.destroy(); /* closes the read end */
     libc.closeFd(this.pipe.write);
@@ -170,9 +174,61 @@ export class LazyCompiler {
     for (const v of versions) this.ready.delete(this.slotOf.get(v.fn)!);
     this.onUnit?.({ functions: versions.map((v) => v.fn), ms, codeBytes: versions.reduce((n, v) => n + v.size, 0) });
     this.publish(versions.map((v) => [this.slotOf.get(v.fn)!, v.address] as [number, bigint]));
-    /* calls skip the stub once the entries jump to the code (at the next quiescent point) */
-    const fresh = versions.filter((v) => this.installer.liveVersion(v.fn) === null);
-    if (fresh.length) void this.installer.commit(fresh).catch(() => {}); /* the stub still leads to the code */
+    this.unredirected.push(...versions);
+    this.redirectSoon();
+  }
+
+  /**
+   * Calls skip the stub once the entries jump to the code.  Only the kernel
+   * thread rewrites them, at a quiescent point once it runs its workload: the
+   * host's int3 protocol would race with a thread booting through these very
+   * stubs.  Until then (or if it does not get there in time: tried again),
+   * the stub leads to the code.
+   */
+  private readonly unredirected: CodeVersion[] = [];
+  private redirecting = false;
+  private redirectTimer: NodeJS.Timeout | null = null;
+  private redirectSoon(): void {
+    if (this.quiesced || this.redirectTimer || this.redirecting || !this.unredirected.length || !this.pipe) return;
+    this.redirectTimer = setTimeout(() => {
+      this.redirectTimer = null;
+      void this.redirect();
+    }, 20);
+    this.redirectTimer.unref();
+  }
+
+  private inFlight: Promise<void> | null = null;
+
+  /** Stop redirecting (before the instance goes; first calls are still served until stop()). */
+  async quiesce(): Promise<void> {
+    this.quiesced = true;
+    if (this.redirectTimer) clearTimeout(this.redirectTimer);
+    this.redirectTimer = null;
+    await this.inFlight;
+  }
+  private quiesced = false;
+
+  private redirect(): Promise<void> {
+    this.inFlight = this.redirectNow().finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
+  }
+
+  private async redirectNow(): Promise<void> {
+    if (this.quiesced || this.instance.isDisposed || !this.pipe) return;
+    if (this.instance.state !== KernelState.RUNNING) return this.redirectSoon();
+    const batch = this.unredirected.splice(0).filter((v) => v.state === 'compiled' && this.installer.liveVersion(v.fn) === null);
+    if (!batch.length) return;
+    this.redirecting = true;
+    try {
+      await this.installer.commit(batch, [], { hostFallback: false });
+    } catch {
+      this.unredirected.push(...batch); /* not this time */
+    } finally {
+      this.redirecting = false;
+    }
+    this.redirectSoon();
   }
 
   /** Write code addresses into their slots, then wake the kernel thread. */

@@ -94,9 +94,10 @@ export class Redirector {
    * Rewrite a set of entries as one transition.  A running kernel's thread
    * writes them all at one quiescent point (ir/runtime/patch.c); otherwise
    * the host writes them one by one with the int3 protocol, and puts back
-   * the ones it wrote if a later one fails.
+   * the ones it wrote if a later one fails (unless `hostFallback` is false:
+   * then it fails with EAGAIN and nothing changes).
    */
-  async apply(changes: readonly EntryChange[]): Promise<void> {
+  async apply(changes: readonly EntryChange[], opts: { hostFallback?: boolean } = {}): Promise<void> {
     if (changes.length === 0) return;
     if (changes.length > this.instance.cb.array('poke_site').length) {
       throw new RedirectError(`a transition of ${changes.length} entries`, 7 /* E2BIG */);
@@ -107,6 +108,7 @@ export class Redirector {
       next: c.to === null ? NOP : jmpBytes(c.site, c.to),
     }));
     if (await this.byKernel(bytes, bytes.length > 1 ? this.kernelWaitSetMs : this.kernelWaitMs)) return;
+    if (opts.hostFallback === false) throw new RedirectError(`${changes.length} entries (the kernel thread did not reach a quiescent point in time)`, 11 /* EAGAIN */);
     const done: EntryChange[] = [];
     try {
       for (const c of changes) {
