@@ -88,6 +88,8 @@ describe('kjit report, in chromium', () => {
       await expect.poll(() => card.locator('.throughput-chart canvas').count()).toBeGreaterThan(0);
       expect(await card.locator('.throughput-chart .event-marker').count()).toBe(events.length);
       expect(made.events[1]).toBe(events.length);
+      /* the memory budget the kernel granted the pgo run, over time */
+      expect(await card.locator('.budget-chart canvas').count()).toBeGreaterThan(0);
 
       /* the flame graph of the newest boot: its widest frame above the root is the hottest root of the stored chains */
       const frames = page.locator('#flame-graph g.frame');

@@ -709,7 +709,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
         : null;
     lastEngine = engine ?? lastEngine;
     engine?.start();
-    store?.watch({ instance, prepared: p, installer, engine, offsetS: earlier.seconds }); /* the timeline kjit report draws */
+    store?.watch({ instance, prepared: p, installer, engine, budget, offsetS: earlier.seconds }); /* the timeline kjit report draws */
     const detach = req.attach?.({
       prepared: p,
       workload: workloadName,

@@ -180,12 +180,29 @@
       events: t.events,
       height: 170,
     });
+    const hasGrant = P.some((p) => p.grant_bytes !== null && p.grant_bytes !== undefined);
+    if (hasGrant) {
+      const grant = el('div', { class: 'chart budget-chart' });
+      card.append(grant);
+      lineChart(grant, {
+        title: 'memory budget the kernel grants the JIT, and what the JIT uses of it (MiB)',
+        yLabel: 'MiB',
+        yFormat: (v) => fmt(v, 1),
+        data: [x, P.map((p) => (p.grant_bytes == null ? null : p.grant_bytes / 1048576)), P.map((p) => (p.budget_used_bytes == null ? null : p.budget_used_bytes / 1048576))],
+        series: [
+          { label: 'granted', stroke: '#1a9641', width: 1.5, value: (u, v) => (v === null ? '-' : fmt(v, 1) + ' MiB') },
+          { label: 'used (code + compile server)', stroke: '#d7191c', width: 1.2, value: (u, v) => (v === null ? '-' : fmt(v, 1) + ' MiB') },
+        ],
+        events: t.events,
+        height: 150,
+      });
+    }
     card.append(
       el(
         'p',
         { class: 'note' },
         `process RSS ${mib(Math.min(...P.map((p) => p.rss_bytes)))} to ${mib(Math.max(...P.map((p) => p.rss_bytes)))}. `,
-        'memory budget granted: no data — the kernel grants no budget yet (the scheduler issue); shown instead: the code region\u2019s bytes in use.',
+        hasGrant ? '' : 'memory budget granted: no data — this boot negotiated no budget with the kernel (only re-JIT modes do). ',
         hasCpu ? '' : ' JIT CPU: no data — this boot had no compile server (no re-JIT).',
         ' Main-thread CPU includes the sampler\u2019s drain and the policy, not only linking and installing.',
       ),

@@ -49,6 +49,9 @@ export interface TimelinePointRecord {
   compile_cpu: number | null;
   /** CPU of Node's main thread (linking, installing, sampling drain, policy) over the window, as a share of one CPU. */
   main_cpu: number | null;
+  /** The memory budget the kernel grants the JIT now, and what the JIT uses of it (its code and its compile server); null: no budget (absent in older boots). */
+  grant_bytes?: number | null;
+  budget_used_bytes?: number | null;
 }
 
 export type RunEventKind = 'install' | 'rollback' | 'revert' | 'evict' | 'sysctl' | 'phase' | 'patch' | 'fault' | 'instrument' | 'pgo';
@@ -65,6 +68,8 @@ export interface WatchTarget {
   prepared: PreparedBoot;
   installer?: Installer | null;
   engine?: PgoEngine | null;
+  /** The memory budget negotiated with the kernel (src/scheduler/budget.ts), if the run has one. */
+  budget?: { used(): number } | null;
   /** Seconds the run's earlier kernels ran (this kernel's clock starts there). */
   offsetS?: number;
 }
@@ -230,6 +235,8 @@ export class RunTimeline {
       rss_bytes: process.memoryUsage.rss(),
       compile_cpu: share(now.compileMs, before.compileMs),
       main_cpu: share(now.mainMs, before.mainMs),
+      grant_bytes: t.budget ? t.instance.cb.getNumber('grant_bytes') : null,
+      budget_used_bytes: t.budget ? t.budget.used() : null,
     });
     if (this.points.length > TIMELINE_PARAMS.maxPoints) {
       /* thin the older half to every other point: a long-serving kernel keeps its whole span at a coarser grain */
