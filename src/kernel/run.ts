@@ -15,28 +15,28 @@ import { CodeRegion } from '../native/codemem.js';
 import { Context } from '../native/llvm.js';
 import { BUILD_IR } from '../paths.js';
 import { type BootConfig, parseBootParameters, resolveBootConfig } from './bootconfig.js';
-import { buildKernelImage } from './build-ir.js';
 import { type CompiledImage, type CompileOptions, type CompileReport, compileCounting, compileImage } from './compile.js';
 import { DEFAULT_TIER_PARAMS, type LazyPolicy } from './tiers.js';
 import { LazyCompiler, type LazyStats } from '../rejit/lazy.js';
 import { type Image, type ImageSpec, loadImage, REFERENCE } from './image.js';
 import { appendPerfMap, type InstanceOptions, KernelInstance, type SampleClock } from './instance.js';
 import { Installer } from '../rejit/installer.js';
-import { type AppliedPatch, type PatchSpec, patchSet, revertPatch } from '../rejit/patch.js';
+import type { AppliedPatch, PatchSpec } from '../rejit/patch.js';
 import { cpuFeatureBits, hostMachine, NIC_DEVICES, type NicModel } from './machine.js';
 import { modeByName, type ModeSpec } from './modes.js';
-import { offlinePgoImage, type OfflinePgoReport } from './offline-pgo.js';
+import type { OfflinePgoReport } from './offline-pgo.js';
 import { inlinedInto } from '../sampler/inline-map.js';
 import { Jitdump } from '../sampler/jitdump.js';
-import { peakOf, PgoEngine, PgoHistory, type PgoSummary, type TimelinePoint } from '../pgo/engine.js';
-import { type NamedPolicy, TraceWriter } from '../pgo/policies.js';
+/* what only some runs need is loaded by those runs (a plain boot's first operation waits for every module loaded) */
+import type { PgoEngine, PgoSummary, TimelinePoint } from '../pgo/engine.js';
+import type { NamedPolicy } from '../pgo/policies.js';
 import { profileFormatOf, toFolded, toPprof } from '../sampler/outputs.js';
 import { type Edge, type HotPath, PROFILE_PARAMS, type TopFunction } from '../sampler/profile.js';
 import { Sampler, SAMPLER_PARAMS, SamplingRun, type ThrottleEvent } from '../sampler/sampler.js';
 /* the profile store (and SQLite) is loaded only by runs that use one */
 import type { ProfileStoreSummary, StoreSession } from '../store/session.js';
 import { THROTTLE_PARAMS } from '../sampler/throttle.js';
-import { type BudgetParams, type BudgetReport, MemoryBudget } from '../scheduler/budget.js';
+import type { BudgetParams, BudgetReport, MemoryBudget } from '../scheduler/budget.js';
 import { type CompileServerOptions, compileServer } from '../scheduler/compile-server.js';
 import { type BudgetFigures, type SchedulerStats, schedulerStats, serverSince } from '../scheduler/stats.js';
 
@@ -226,7 +226,7 @@ async function tailoredImagePath(config: BootConfig): Promise<string> {
   const out = join(BUILD_IR, 'tailored', `kernel-${tag}.bc`);
   if (!existsSync(out)) {
     mkdirSync(join(BUILD_IR, 'tailored'), { recursive: true });
-    await buildKernelImage({ defines, out });
+    await (await import('./build-ir.js')).buildKernelImage({ defines, out });
   }
   return out;
 }
@@ -396,7 +396,7 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       }
       const workload = req.workload ?? image.tables.workloads[0]!;
       workloadId(image, workload);
-      const built = await offlinePgoImage({ mode, config, nic: req.nic, sysctls: req.sysctls, workload, workloadArg: req.workloadArg ?? 0n });
+      const built = await (await import('./offline-pgo.js')).offlinePgoImage({ mode, config, nic: req.nic, sysctls: req.sysctls, workload, workloadArg: req.workloadArg ?? 0n });
       source = loadImage(ctx, { ...REFERENCE, path: built.path });
       owned.push(source);
       offlinePgo = built.report;
@@ -620,8 +620,10 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
   let m: Measured;
   let lastInstaller: Installer | null = null;
   let linkMs = 0;
-  const pgoHistory = p.mode.online ? new PgoHistory() : null;
-  const trace = pgoHistory && req.recordTrace ? new TraceWriter(req.recordTrace, req.policy?.name ?? 'default') : null;
+  const pgo = p.mode.online ? await import('../pgo/engine.js') : null;
+  const pgoHistory = pgo ? new pgo.PgoHistory() : null;
+  const trace = pgoHistory && req.recordTrace ? new (await import('../pgo/policies.js')).TraceWriter(req.recordTrace, req.policy?.name ?? 'default') : null;
+  const patches = req.patches?.length || req.attach ? await import('../rejit/patch.js') : null;
   let lastEngine: PgoEngine | null = null;
   let lastLazy: LazyCompiler | null = null;
   /* the cooperative scheduler's figures, this run's share of them (the compile server outlives runs) */
@@ -677,7 +679,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
     /* patches given together (due at the same moment) go live as one transition */
     const applySet = async (specs: readonly PatchSpec[], again: boolean) => {
       if (!installer) throw new Error('a patch for a kernel without an installer');
-      const set = await patchSet(p, installer).apply(specs);
+      const set = await patches!.patchSet(p, installer).apply(specs);
       if (!again) applied.push(...set);
       here.push(...set);
       return set;
@@ -685,7 +687,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
     const apply = async (spec: PatchSpec, again: boolean) => (await applySet([spec], again))[0]!;
     const budget =
       budgetOn && installer && server
-        ? new MemoryBudget(instance, installer, server, {
+        ? new (await import('../scheduler/budget.js')).MemoryBudget(instance, installer, server, {
             ...(req.budget ? { params: req.budget } : {}),
             heat: (fn) => sampling?.profile.counts(fn).total ?? 0,
             ...(req.pgoLog ? { log: req.pgoLog } : {}),
@@ -696,7 +698,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
     budget?.start();
     const engine =
       pgoHistory && installer && sampling
-        ? new PgoEngine(instance, installer, p, sampling, store, pgoHistory, {
+        ? new pgo!.PgoEngine(instance, installer, p, sampling, store, pgoHistory, {
             mode: () => req.rejitMode?.() ?? 'normal',
             workload: workloadName,
             nowS: () => earlier.seconds + (firstOp() ? Number(process.hrtime.bigint() - firstOp()) / 1e9 : 0),
@@ -728,7 +730,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
       },
       revertPatch: async (a) => {
         if (!installer) throw new Error('a revert for a kernel without an installer');
-        await revertPatch(installer, a);
+        await patches!.revertPatch(installer, a);
         reverted.add(a.spec);
         await installer.freeRetired();
       },
@@ -900,7 +902,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
       sysctls: Object.fromEntries(p.config.values.map((v) => [v.sysctl.name, `${v.value} (${v.source}${v.bootFixed ? ', boot-fixed' : ''})`])),
     },
     report: r,
-    rejit: { ...rejitSummary(lastInstaller, applied, restarts), ...(lastEngine ? pgoReport(lastEngine) : {}) },
+    rejit: { ...rejitSummary(lastInstaller, applied, restarts), ...(lastEngine && pgo ? pgoReport(lastEngine, pgo.peakOf) : {}) },
     scheduler: schedulerStats({
       server: server && server0 ? serverSince(server0, server.stats()) : null,
       idleFraction: m.seconds > 0 ? Math.min(1, Number(m.idleNs) / 1e9 / m.seconds) : null,
@@ -923,7 +925,7 @@ async function executeRun(p: PreparedBoot, req: ExecuteRequest, store: StoreSess
 }
 
 /** The pgo mode's part of RunResult.rejit. */
-function pgoReport(engine: PgoEngine): PgoRejitReport {
+function pgoReport(engine: PgoEngine, peakOf: typeof import('../pgo/engine.js').peakOf): PgoRejitReport {
   const timeline = engine.history.timeline;
   const { peak, timeTo95 } = peakOf(timeline);
   return { ...engine.summary(), time_to_95pct_peak_s: timeTo95, peak_ops_per_sec: peak, timeline };
