@@ -8,12 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { buildForeign, TREE_SITTER_SPEC } from '../dist/src/kernel/build-foreign.js';
 import { execute, prepareBoot, type PreparedBoot } from '../dist/src/kernel/run.js';
-import { readWords } from '../dist/src/native/libc.js';
 import { summarize } from '../dist/src/pgo/metadata.js';
-import type { FunctionCounts } from '../dist/src/sampler/counts.js';
-import { decodeCounts, functionAt } from '../dist/src/sampler/instrument.js';
-import { functionIrHashes } from '../dist/src/store/ir-hash.js';
-import { withKernel } from './kernel.js';
+import { instrumentedTierCounts, tierFunctions, withKernel } from './kernel.js';
 
 /* about a second of parsing per run on this machine: every text several times, edits included */
 const OPS = 800n;
@@ -55,30 +51,8 @@ describe('the tree-sitter foreign image', () => {
   });
 
   it('gives the same checksum with an instrumented, then a profile-guided tier of the whole image live', async () => {
-    const removed = new Set(boot.compiled.report.removed.map((r) => r.name));
-    const functions: string[] = [];
-    for (const f of boot.image.pristine.functions()) {
-      if (!f.isDeclaration() && !removed.has(f.name) && !f.name.startsWith('kjit_') && !f.isVarArg()) functions.push(f.name);
-    }
-    const hashes = functionIrHashes(boot.image.pristine);
-    const counts = await withKernel(boot, run, async ({ instance, installer }) => {
-      const { versions } = await installer.compileTier({ functions, instrument: true, pipeline: 'default<O1>' });
-      await installer.commit(versions);
-      instance.start();
-      await instance.join();
-      instance.checkHealthy('instrumented tier');
-      expect(`0x${instance.cb.get('checksum').toString(16).padStart(16, '0')}`).toBe(reference);
-      const out: FunctionCounts[] = [];
-      for (const v of versions) {
-        const c = decodeCounts(readWords(v.data!.address, v.data!.words), v.data!.counts!, (a) => functionAt(instance, a), {
-          function: v.fn,
-          ir_hash: hashes.get(v.fn)!,
-          window: { ms: 0, ops: Number(OPS) },
-        });
-        if (c.entry > 0) out.push(c);
-      }
-      return out;
-    });
+    const functions = tierFunctions(boot);
+    const { counts } = await instrumentedTierCounts(boot, run, functions, reference);
     /* the parser, the lexer, the query engine and the driver all ran */
     for (const fn of ['ts_parser_parse', 'ts_lex', 'ts_query_cursor_next_capture', 'ts_entry']) {
       expect(counts.find((c) => c.function === fn)?.entry, fn).toBeGreaterThan(0);

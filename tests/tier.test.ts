@@ -6,12 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { REFERENCE } from '../dist/src/kernel/image.js';
 import { execute, prepareBoot, type PreparedBoot } from '../dist/src/kernel/run.js';
-import { readWords } from '../dist/src/native/libc.js';
 import { summarize } from '../dist/src/pgo/metadata.js';
-import { decodeCounts, functionAt } from '../dist/src/sampler/instrument.js';
-import type { FunctionCounts } from '../dist/src/sampler/counts.js';
-import { functionIrHashes } from '../dist/src/store/ir-hash.js';
-import { withKernel } from './kernel.js';
+import { instrumentedTierCounts, tierFunctions, withKernel } from './kernel.js';
 
 let p: PreparedBoot;
 let functions: string[] = [];
@@ -20,10 +16,7 @@ const run = (workload: string) => ({ workload, rate: 0, concurrency: 4, seed: 3n
 
 beforeAll(async () => {
   p = await prepareBoot({ image: REFERENCE, mode: 'boot', nic: 'virtq', sysctls: [], patchable: true });
-  const removed = new Set(p.compiled.report.removed.map((r) => r.name));
-  for (const f of p.image.pristine.functions()) {
-    if (!f.isDeclaration() && !removed.has(f.name) && !f.name.startsWith('kjit_') && !f.isVarArg()) functions.push(f.name);
-  }
+  functions = tierFunctions(p);
 });
 afterAll(() => p?.dispose());
 
@@ -31,27 +24,9 @@ describe('a tier of the whole image', () => {
   for (const workload of ['phases', 'web', 'kv', 'fs', 'firewall']) {
     it(`instrumented, then profile-guided and specialized, gives the boot code's checksum (${workload})`, async () => {
       const reference = (await execute(p, run(workload))).checksum;
-      const hashes = functionIrHashes(p.image.pristine);
       /* 1. an instrumented tier live from the first operation to the last */
-      const counts = await withKernel(p, run(workload), async ({ instance, installer }) => {
-        const { versions } = await installer.compileTier({ functions, instrument: true, pipeline: 'default<O1>' });
-        expect(versions.length).toBeGreaterThan(500);
-        await installer.commit(versions);
-        instance.start();
-        await instance.join();
-        instance.checkHealthy('instrumented tier');
-        expect(`0x${instance.cb.get('checksum').toString(16).padStart(16, '0')}`).toBe(reference);
-        const out: FunctionCounts[] = [];
-        for (const v of versions) {
-          const c = decodeCounts(readWords(v.data!.address, v.data!.words), v.data!.counts!, (a) => functionAt(instance, a), {
-            function: v.fn,
-            ir_hash: hashes.get(v.fn)!,
-            window: { ms: 0, ops: Number(OPS) },
-          });
-          if (c.entry > 0) out.push(c);
-        }
-        return out;
-      });
+      const { versions, counts } = await instrumentedTierCounts(p, run(workload), functions, reference);
+      expect(versions).toBeGreaterThan(500);
       expect(counts.length).toBeGreaterThan(50);
       /* something ran at least once per operation */
       expect(Math.max(...counts.map((c) => c.entry))).toBeGreaterThanOrEqual(Number(OPS));

@@ -14,6 +14,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 
 import { ExitCode, KjitError } from '../errors.js';
+import { processAlive } from '../scheduler/proc.js';
 
 /** How long a socket may take to accept a probe connection before it is taken as live (a busy instance). */
 const PROBE_TIMEOUT_MS = 1000;
@@ -53,15 +54,6 @@ export function socketPath(dir: string, pid: number): string {
 export function pidOfSocket(name: string): number | null {
   const m = /^([1-9]\d{0,9})\.sock$/.exec(name);
   return m ? Number(m[1]) : null;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Does something accept connections at `path`?  A timeout counts as yes: never remove a socket that might be live. */

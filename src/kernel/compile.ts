@@ -63,8 +63,9 @@ export interface CompileReport {
   /** The first this-many objects hold the image's assembly; the rest its compiled code. */
   asmObjects: number;
   ms: { specialize: number; optimize: number; codegen: number; total: number };
-  /** A tiered boot: functions per tier; `lazy[i]` is the function of lazy slot i (ir/runtime/lazy.c). */
-  tiers?: { hot: number; fast: number; lazy: string[]; lazyUnits: string[]; why: string; hotNames: string[] };
+  /** A tiered boot: the functions optimized at boot, how many got the fast tier, and the lazy ones (`lazy[i]`: the
+   * function of lazy slot i, ir/runtime/lazy.c; `lazyUnits[i]`: its source file). */
+  tiers?: { hot: string[]; fast: number; lazy: string[]; lazyUnits: string[]; why: string };
 }
 
 export interface CompiledImage {
@@ -149,7 +150,7 @@ export async function compileImage(image: Image, mode: ModeSpec, config: BootCon
     fits =
       !meta?.tiers || !options.tiers
         ? null
-        : planFits({ candidates: meta.candidates ?? [], hot: meta.tiers.hotNames, lazy: meta.tiers.lazy }, options.tiers.profile, options.tiers.params);
+        : planFits({ candidates: meta.candidates ?? [], hot: meta.tiers.hot, lazy: meta.tiers.lazy }, options.tiers.profile, options.tiers.params);
     if (hit && meta && fits?.fits !== false) {
       const { candidates: _, ...cachedReport } = meta;
       const report = {
@@ -287,7 +288,6 @@ interface TierModules {
   /** The lazy functions' boot code (ir/runtime/lazy.c), as an object; null if none. */
   stubs: Uint8Array | null;
   lazySource: Uint8Array | null;
-  hotNames: readonly string[];
   candidates: TierCandidate[];
   report: NonNullable<CompileReport['tiers']>;
 }
@@ -316,11 +316,8 @@ function tierModules(m: Module, sp: Specialized, tm: TargetMachine, options: Com
     const isHot = new Set(plan.hot);
     for (const g of hot.globals()) {
       if (g.name.startsWith('llvm.')) g.erase();
-      else if (g.isDeclaration()) continue;
-      else if (!(g.isConstantGlobal && g.linkage === Linkage.Private)) g.linkage = Linkage.AvailableExternally;
-      /* a private constant the hot code keeps a copy of: a name of its own, since emitParallel
-       * makes local symbols global and the fast tier's object has the original */
-      else g.name = `${g.name || 'anon'}.kjit.hot`;
+      /* data lives in the fast tier's object; private constants (no symbol to link to) are copied */
+      else if (!g.isDeclaration() && !(g.isConstantGlobal && g.linkage === Linkage.Private)) g.linkage = Linkage.AvailableExternally;
     }
     /* other functions: bodies only of what the hot code calls directly, for inlining;
      * optimizing every body of the image for a few hot functions would cost as much as a full boot */
@@ -347,7 +344,7 @@ function tierModules(m: Module, sp: Specialized, tm: TargetMachine, options: Com
       am.dispose();
     }
   }
-  return { hot, stubs, lazySource, hotNames: plan.hot, candidates, report: { hot: plan.hot.length, fast: plan.fast.length, lazy: plan.lazy, lazyUnits, why: plan.why, hotNames: plan.hot } };
+  return { hot, stubs, lazySource, candidates, report: { hot: plan.hot, fast: plan.fast.length, lazy: plan.lazy, lazyUnits, why: plan.why } };
 }
 
 /** Functions defined in `m` that `from` call directly, up to `depth` calls deep (not `from` themselves). */
@@ -458,7 +455,7 @@ async function compileFresh(
 
     const after = definedFunctionNames(optimized);
     /* a tiered boot's other tiers: the hot module's functions, and the stubs */
-    for (const name of [...(tiers?.hotNames ?? []), ...(tiers?.report.lazy ?? [])]) after.add(name);
+    for (const name of [...(tiers?.report.hot ?? []), ...(tiers?.report.lazy ?? [])]) after.add(name);
     for (const name of before) {
       if (!after.has(name) && !removedReasons.has(name)) removedReasons.set(name, 'deleted by the optimizer (inlined into every caller, or reachable only from folded-away branches)');
     }

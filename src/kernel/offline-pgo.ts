@@ -46,6 +46,7 @@ import { loadImage, REFERENCE } from './image.js';
 import type { NicModel } from './machine.js';
 import type { ModeSpec } from './modes.js';
 import type { TrainRequest, TrainResult } from './offline-pgo-train.js';
+import { processAlive } from '../scheduler/proc.js';
 
 /** How the profile is made: the same for every workload, so profiles compare. */
 export const TRAINING = {
@@ -233,15 +234,6 @@ function prune(): void {
   for (const n of names) {
     const pid = /\.tmp-(\d+)$/.exec(n)?.[1];
     if (pid && !processAlive(Number(pid))) rmSync(join(root, n), { recursive: true, force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -35,6 +35,7 @@ import { type Edge, type HotPath, PROFILE_PARAMS, type TopFunction } from '../sa
 import { Sampler, SAMPLER_PARAMS, SamplingRun, type ThrottleEvent } from '../sampler/sampler.js';
 /* the profile store (and SQLite) is loaded only by runs that use one */
 import type { ProfileStoreSummary, StoreSession } from '../store/session.js';
+import type { MergedProfile } from '../store/merge.js';
 import { THROTTLE_PARAMS } from '../sampler/throttle.js';
 import type { BudgetParams, BudgetReport, MemoryBudget } from '../scheduler/budget.js';
 import { type CompileServerOptions, compileServer } from '../scheduler/compile-server.js';
@@ -351,6 +352,8 @@ export interface PreparedBoot {
   patchable: boolean;
   /** How the `offline-pgo` image was built (its training workload, profile, cache). */
   offlinePgo?: OfflinePgoReport;
+  /** A tiered boot planned with this store's merged profile (the first run's StoreSession of the same store and workload takes it). */
+  stored?: { path: string; workload: string; merged: MergedProfile };
   loadMs: number;
   /** Objects of the counting build (made on first use). */
   countingObjects(): Uint8Array[];
@@ -402,10 +405,13 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       offlinePgo = built.report;
     }
     let tiers: CompileOptions['tiers'];
+    let stored: PreparedBoot['stored'];
     if (mode.bootTiers) {
       const params = { ...DEFAULT_TIER_PARAMS, lazy: req.lazy ?? DEFAULT_TIER_PARAMS.lazy };
-      const profile = req.profileDb ? (await import('../store/session.js')).storedUse(req.profileDb, image, req.workload ?? image.tables.workloads[0]!) : null;
-      tiers = { profile, params, roots: [req.image.init, req.image.entry, req.image.run].filter((x): x is string => !!x) };
+      const workload = req.workload ?? image.tables.workloads[0]!;
+      const use = req.profileDb ? (await import('../store/session.js')).storedUse(req.profileDb, image, workload) : null;
+      if (use && req.profileDb) stored = { path: req.profileDb, workload, merged: use.merged };
+      tiers = { profile: use?.uses ?? null, params, roots: [req.image.init, req.image.entry, req.image.run].filter((x): x is string => !!x) };
     }
     const loadMs = performance.now() - t0;
     const compiled = await compileImage(source, mode, config, {
@@ -425,6 +431,7 @@ export async function prepareBoot(req: BootRequest): Promise<PreparedBoot> {
       compiled,
       patchable: req.patchable === true || mode.online === true,
       ...(offlinePgo ? { offlinePgo } : {}),
+      ...(stored ? { stored } : {}),
       loadMs,
       countingObjects: () => (counting ??= compileCounting(compiled, new Set(image.tables.sysctls.map((s) => s.variable)))),
       dispose: () => {
@@ -1026,11 +1033,12 @@ function rejitSummary(installer: Installer | null, applied: readonly AppliedPatc
  * How a boot compiled the image's functions (issue 10): eagerly (at boot,
  * any tier), lazily (on first call, or with a first-called function's
  * unit) or never (left lazy and never called); the compiled-object cache's
- * hits and misses (the boot's objects, then each lazily built unit).
+ * hits and misses (the boot's objects are one entry; lazily built units are
+ * not cached).
  */
 function bootCounts(p: PreparedBoot, lazy: LazyStats | null) {
   const t = p.compiled.report.tiers;
-  const eager = t ? t.hot + t.fast : p.compiled.report.functionsAfter;
+  const eager = t ? t.hot.length + t.fast : p.compiled.report.functionsAfter;
   const lazyDone = lazy?.compiled ?? 0;
   return {
     functions_eager: eager,
@@ -1040,7 +1048,7 @@ function bootCounts(p: PreparedBoot, lazy: LazyStats | null) {
     cache_misses: p.compiled.cache === 'miss' ? 1 : 0,
     ...(t
       ? {
-          tiers: { hot: t.hot, fast: t.fast, lazy: t.lazy.length, why: t.why },
+          tiers: { hot: t.hot.length, fast: t.fast, lazy: t.lazy.length, why: t.why },
           ...(lazy
             ? {
                 lazy: {

@@ -430,45 +430,22 @@ export class Installer {
     try {
       const jit = this.instance.jit;
       return this.underTracker(unit.object, (tracker) => {
-        if (opts.baseline) {
-          const sizes = new Map(objectSymbols(unit.object).map((s) => [s.name, s.size]));
-          this.instance.codeLinked(unit.object);
-          return unit.versions.map((u) => {
-            const v: CodeVersion = {
-              id,
-              fn: u.fn,
-              kind: 'baseline',
-              symbol: u.symbol,
-              address: this.jitCpu.run(() => jit.lookup(u.symbol)),
-              size: sizes.get(u.symbol) ?? 0,
-              inlines: [],
-              state: 'compiled',
-              reason: 'compiled on first call',
-              tracker: null,
-              pinned: true,
-              times: { compiledMs: unit.ms },
-              build: { irInstructions: unit.irInstructions },
-            };
-            this.byFunction.set(u.fn, [...this.versionsOf(u.fn), v]);
-            this.codeMap.add(v);
-            return v;
-          });
-        }
         const sizes = new Map(objectSymbols(unit.object).map((s) => [s.name, s.size]));
         this.instance.codeLinked(unit.object);
         const versions: CodeVersion[] = unit.versions.map((u) => {
           const v: CodeVersion = {
             id,
             fn: u.fn,
-            kind: instrumented ? 'instrumented' : u.specialized ? 'specialized' : 'optimized',
+            kind: opts.baseline ? 'baseline' : instrumented ? 'instrumented' : u.specialized ? 'specialized' : 'optimized',
             symbol: u.symbol,
             address: this.jitCpu.run(() => jit.lookup(u.symbol)),
             size: sizes.get(u.symbol) ?? 0,
             inlines: [],
             state: 'compiled',
-            reason: `tier ${id}`,
+            reason: opts.baseline ? 'compiled on first call' : `tier ${id}`,
             tracker: null,
-            tier: id,
+            /* boot code compiled late belongs to no tier: never evicted nor freed */
+            ...(opts.baseline ? { pinned: true } : { tier: id }),
             times: { compiledMs: unit.ms },
             ...(u.data ? { data: { ...u.data, address: jit.lookup(u.data.symbol) } } : {}),
             build: { irInstructions: 0, ...(u.specialized ? { specialized: u.specialized } : {}) },
@@ -477,6 +454,7 @@ export class Installer {
           this.codeMap.add(v);
           return v;
         });
+        if (opts.baseline) return versions;
         const lo = versions.reduce((m, v) => (v.address < m ? v.address : m), versions[0]!.address);
         const hi = versions.reduce((m, v) => (endOf(v) > m ? endOf(v) : m), 0n);
         this.tiers.push({ id, tracker, versions, lo, hi });

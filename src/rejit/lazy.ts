@@ -24,7 +24,6 @@ import { Socket } from 'node:net';
 import { FAST_PIPELINE } from '../kernel/compile.js';
 import type { KernelInstance } from '../kernel/instance.js';
 import type { PreparedBoot } from '../kernel/run.js';
-import { KernelState } from '../native/control-block.js';
 import * as libc from '../native/libc.js';
 import { buildImageUnit } from './image-unit.js';
 import type { Installer } from './installer.js';
@@ -32,8 +31,6 @@ import { unitBase } from './unit.js';
 import type { CodeVersion } from './versions.js';
 
 export interface LazyStats {
-  /** Functions left to be compiled on first call at boot. */
-  functions: number;
   /** Functions compiled on (or with a unit of) a first call. */
   compiled: number;
   /** Functions built while the kernel booted and never called (code without a caller). */
@@ -59,9 +56,7 @@ export class LazyCompiler {
   private readonly done = new Set<number>();
   /** Built while the kernel booted, not called yet: published at their first call, without a build. */
   private readonly ready = new Map<number, CodeVersion>();
-  private pipe: { read: number; write: number; socket: Socket } | null = null;
-  private busy = false;
-  private again = false;
+  private pipe: { write: number; socket: Socket } | null = null;
   private nextId = 1_000_000; /* version ids apart from the installer's */
   private readonly s = { units: 0, buildMs: 0, buildMaxMs: 0, failures: [] as string[] };
 
@@ -93,7 +88,7 @@ export class LazyCompiler {
     const socket = new Socket({ fd: read, readable: true, writable: false });
     socket.on('data', () => this.serve());
     socket.on('error', () => {});
-    this.pipe = { read, write, socket };
+    this.pipe = { write, socket };
     this.instance.cb.set('lazy_fd', BigInt(write + 1));
   }
 
@@ -107,26 +102,14 @@ export class LazyCompiler {
     this.pipe = null;
   }
 
+  /* (synchronous: no other byte is read while it builds; the one kernel thread waits for one function at a time) */
   private serve(): void {
-    if (this.busy) {
-      this.again = true;
-      return;
-    }
-    this.busy = true;
-    try {
-      do {
-        this.again = false;
-        if (this.instance.isDisposed) return;
-        const pending = this.instance.cb.getNumber('lazy_pending');
-        if (pending > 0 && !this.done.has(pending - 1)) {
-          const ready = this.ready.get(pending - 1);
-          if (ready) this.release([ready], 0);
-          else this.compileUnitOf(pending - 1);
-        }
-      } while (this.again);
-    } finally {
-      this.busy = false;
-    }
+    if (this.instance.isDisposed) return;
+    const pending = this.instance.cb.getNumber('lazy_pending');
+    if (pending === 0 || this.done.has(pending - 1)) return;
+    const ready = this.ready.get(pending - 1);
+    if (ready) this.release([ready], 0);
+    else this.compileUnitOf(pending - 1);
   }
 
   /**
@@ -135,7 +118,9 @@ export class LazyCompiler {
    * still booting: every wait is on the way to it) every lazy function left
    * is built in the same unit, one wait instead of one per source file; only
    * those of `slot`'s unit are published, the others wait, built, in `ready`
-   * for their own first call (so what is published is still what ran).
+   * for their own first call (so what is published is what was called
+   * through its entry; a direct call from another function of the same
+   * build goes straight to the new code and is not seen).
    */
   private compileUnitOf(slot: number): void {
     const unit = this.units[slot];
@@ -186,10 +171,9 @@ export class LazyCompiler {
    * the stub leads to the code.
    */
   private readonly unredirected: CodeVersion[] = [];
-  private redirecting = false;
   private redirectTimer: NodeJS.Timeout | null = null;
   private redirectSoon(): void {
-    if (this.quiesced || this.redirectTimer || this.redirecting || !this.unredirected.length || !this.pipe) return;
+    if (this.quiesced || this.redirectTimer || this.inFlight || !this.unredirected.length || !this.pipe) return;
     this.redirectTimer = setTimeout(() => {
       this.redirectTimer = null;
       void this.redirect();
@@ -211,24 +195,21 @@ export class LazyCompiler {
   private redirect(): Promise<void> {
     this.inFlight = this.redirectNow().finally(() => {
       this.inFlight = null;
+      this.redirectSoon();
     });
     return this.inFlight;
   }
 
   private async redirectNow(): Promise<void> {
     if (this.quiesced || this.instance.isDisposed || !this.pipe) return;
-    if (this.instance.state !== KernelState.RUNNING) return this.redirectSoon();
     const batch = this.unredirected.splice(0).filter((v) => v.state === 'compiled' && this.installer.liveVersion(v.fn) === null);
     if (!batch.length) return;
-    this.redirecting = true;
     try {
+      /* (refused at once while the kernel still boots: it pokes only once it runs its workload) */
       await this.installer.commit(batch, [], { hostFallback: false });
     } catch {
-      this.unredirected.push(...batch); /* not this time */
-    } finally {
-      this.redirecting = false;
+      this.unredirected.push(...batch); /* not this time: tried again (redirect) */
     }
-    this.redirectSoon();
   }
 
   /** Write code addresses into their slots, then wake the kernel thread. */
@@ -245,7 +226,6 @@ export class LazyCompiler {
   stats(): LazyStats {
     const cb = this.instance.isDisposed ? null : this.instance.cb;
     return {
-      functions: this.names.length,
       compiled: this.done.size,
       prefetched: this.ready.size,
       units: this.s.units,

@@ -1,6 +1,6 @@
 /**
  * @fileoverview What Linux says about a process (the compile server) in
- * /proc: its CPU time, its memory, its threads.  Plain file reads; a process
+ * /proc: its CPU time, its memory, its threads, whether it exists.  Plain file reads; a process
  * that is gone reads as null.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -63,4 +63,14 @@ export function processMemory(pid: number | 'self'): ProcessMemory | null {
   if (s === null) return null;
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0) * 1024;
   return { vmBytes: kb('VmSize'), rssBytes: kb('VmRSS'), peakRssBytes: kb('VmHWM') };
+}
+
+/** Whether process `pid` exists (EPERM: it does, under another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

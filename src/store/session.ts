@@ -69,12 +69,13 @@ export function aggregatesOf(profile: ProfileBuilder): ProfileAggregates {
 
 /**
  * What earlier boots of `image` on this machine class with `workload` saw
- * run (samples and counted entries per function, by this image's names);
- * null if the store has no such boot or cannot be read
+ * run (samples and counted entries per function, by this image's names;
+ * null if the store has no such boot), and the merged profile it comes from
+ * (the run's StoreSession reuses it); null if the store cannot be read
  * (a tiered boot then plans without a profile; the run reports the store's
  * problem when it opens it).
  */
-export function storedUse(path: string, image: Image, workload: string): Map<string, StoredUse> | null {
+export function storedUse(path: string, image: Image, workload: string): { uses: Map<string, StoredUse> | null; merged: MergedProfile } | null {
   let store: ProfileStore;
   try {
     store = ProfileStore.open(path);
@@ -84,7 +85,7 @@ export function storedUse(path: string, image: Image, workload: string): Map<str
   try {
     const info = imageInfo({ image });
     const merged = store.loadMerged({ family: info.name, machineClass: hostMachineInfo().llvmCpu, workload, functions: store.imageFunctionsOf(info) });
-    if (!merged.boots.length) return null;
+    if (!merged.boots.length) return { uses: null, merged };
     const uses = new Map<string, StoredUse>();
     for (const f of merged.functions) uses.set(f.function, { samples: f.total, entries: 0 });
     for (const c of merged.counts) uses.set(c.function, { samples: uses.get(c.function)?.samples ?? 0, entries: c.entry });
@@ -93,7 +94,7 @@ export function storedUse(path: string, image: Image, workload: string): Map<str
       const u = uses.get(name);
       if (!u || (u.samples === 0 && u.entries === 0)) uses.set(name, { samples: u?.samples ?? 0, entries: 1 });
     }
-    return uses;
+    return { uses, merged };
   } catch {
     return null;
   } finally {
@@ -121,8 +122,11 @@ export class StoreSession {
   ) {
     const image = imageInfo(p);
     const machine = hostMachineInfo();
-    const functions = store.imageFunctionsOf(image);
-    this.loaded = store.loadMerged({ family: image.name, machineClass: machine.llvmCpu, workload, functions });
+    /* a tiered boot merged the same boots already to plan its tiers (p.stored): the first run of
+     * it reuses that (later runs of the same prepared boot merge again: the store has grown) */
+    const stored = p.stored?.path === store.path && p.stored.workload === workload ? p.stored.merged : null;
+    if (stored) p.stored = undefined;
+    this.loaded = stored ?? store.loadMerged({ family: image.name, machineClass: machine.llvmCpu, workload, functions: store.imageFunctionsOf(image) });
     this.bootId = store.recordBoot({
       image,
       machine,
